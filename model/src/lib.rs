@@ -1,0 +1,20 @@
+//! ZentraLink's domain model: resource types, DNS record validation, the plan
+//! engine, the plan digest and policy gating. Pure: this crate does no I/O.
+
+pub mod catalog;
+pub mod diagnostics;
+pub mod digest;
+pub mod documents;
+pub mod name;
+pub mod plan;
+pub mod policy;
+pub mod record;
+pub mod resources;
+pub mod zone;
+
+pub use diagnostics::{Diagnostic, Diagnostics, FieldError};
+pub use digest::{PlanDigest, plan_digest};
+pub use name::ZoneName;
+pub use plan::{Change, ChangeOp, Plan, PlanScope, apply_plan, plan_zone};
+pub use record::{RecordSet, RecordValue, RrKey};
+pub use zone::ZoneContent;

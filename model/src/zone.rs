@@ -1,0 +1,134 @@
+//! A zone's content: an ordered map of record sets keyed by owner name and
+//! type, and the rules a zone's content must follow. Pure.
+
+use std::collections::BTreeMap;
+
+use hickory_proto::rr::RecordType;
+
+use crate::name::ZoneName;
+use crate::record::{RecordSet, RrKey, type_name};
+
+/// The full content of one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneContent {
+    pub origin: ZoneName,
+    pub sets: BTreeMap<RrKey, RecordSet>,
+}
+
+/// A rule of DNS the content breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneViolation {
+    pub key: RrKey,
+    pub message: String,
+}
+
+impl ZoneContent {
+    pub fn new(origin: ZoneName) -> Self {
+        Self {
+            origin,
+            sets: BTreeMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    pub fn get(&self, key: &RrKey) -> Option<&RecordSet> {
+        self.sets.get(key)
+    }
+
+    /// Number of individual records (values) in the zone.
+    pub fn record_count(&self) -> usize {
+        self.sets.values().map(|s| s.values().len()).sum()
+    }
+
+    /// The zone's apex SOA set, if any.
+    pub fn soa(&self) -> Option<&RecordSet> {
+        self.sets
+            .get(&RrKey::new(self.origin.as_name().clone(), RecordType::SOA))
+    }
+
+    /// Checks the rules that hold for any zone: no CNAME at the apex, a CNAME
+    /// alone at its name with exactly one value, SOA only at the apex with one
+    /// value, one ALIAS value per name.
+    pub fn violations(&self) -> Vec<ZoneViolation> {
+        let mut out = Vec::new();
+        let apex = self.origin.as_name();
+        let mut by_name: BTreeMap<&hickory_proto::rr::Name, Vec<RecordType>> = BTreeMap::new();
+        for key in self.sets.keys() {
+            by_name.entry(&key.name).or_default().push(key.rtype);
+        }
+        for (key, set) in &self.sets {
+            let at_apex = &key.name == apex;
+            match key.rtype {
+                RecordType::CNAME => {
+                    if at_apex {
+                        out.push(violation(
+                            key,
+                            format!(
+                                "a CNAME cannot be at the zone apex {} (RFC 1912 2.4); use ALIAS where the provider supports it",
+                                self.origin
+                            ),
+                        ));
+                    }
+                    if set.values().len() != 1 {
+                        out.push(violation(
+                            key,
+                            "a CNAME record set must have exactly one value".into(),
+                        ));
+                    }
+                    let others: Vec<String> = by_name
+                        .get(&key.name)
+                        .into_iter()
+                        .flatten()
+                        .filter(|t| {
+                            !matches!(t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC)
+                        })
+                        .map(|t| type_name(*t))
+                        .collect();
+                    if !others.is_empty() {
+                        out.push(violation(
+                            key,
+                            format!(
+                                "a CNAME cannot stand beside other data at {} (found {})",
+                                key.name.to_ascii(),
+                                others.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                RecordType::SOA => {
+                    if !at_apex {
+                        out.push(violation(
+                            key,
+                            "an SOA record is only allowed at the zone apex".into(),
+                        ));
+                    }
+                    if set.values().len() != 1 {
+                        out.push(violation(key, "a zone has exactly one SOA record".into()));
+                    }
+                }
+                RecordType::ANAME if set.values().len() != 1 => {
+                    out.push(violation(
+                        key,
+                        "an ALIAS record set must have exactly one value".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn violation(key: &RrKey, message: String) -> ZoneViolation {
+    ZoneViolation {
+        key: key.clone(),
+        message,
+    }
+}
