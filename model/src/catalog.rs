@@ -1,1 +1,940 @@
-//! placeholder
+//! Validation across objects: tenants own namespaces, zones reference
+//! connections of their tenant, zones lie under allowed domains, no zone is
+//! managed twice. Turns loaded documents into typed, validated entries. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diagnostics::Diagnostics;
+use crate::documents::{LoadedObject, Origin, Resource};
+use crate::name::ZoneName;
+use crate::plan::Ownership;
+use crate::policy::{GatePolicy, Role, parse_duration};
+use crate::record::{
+    MAX_TTL, MIN_TTL, RecordSet, RecordValue, RrKey, parse_record_type, type_name,
+};
+use crate::resources::{
+    ApprovalSpec, DnsChangeRequestSpec, DnsSnapshotSpec, DnsZoneSpec, DriftMode,
+    ProviderConnectionSpec, ProviderType, TenantPolicySpec, TenantSpec,
+};
+use crate::zone::ZoneContent;
+
+/// Default TTL of record sets when neither the set nor the zone sets one.
+pub const DEFAULT_TTL: u32 = 3600;
+/// Default time a change request waits for approval.
+pub const DEFAULT_EXPIRY_SECS: u64 = 72 * 3600;
+
+/// A validated tenant.
+#[derive(Debug, Clone)]
+pub struct TenantEntry {
+    pub name: String,
+    pub display_name: String,
+    pub namespaces: Vec<String>,
+    pub allowed_domains: Vec<ZoneName>,
+    pub origin: Origin,
+}
+
+/// An approver with a validated role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproverEntry {
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub public_keys: Vec<String>,
+}
+
+/// A validated tenant policy (or the secure default for a tenant without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub gate: GatePolicy,
+    pub min_approvals: u32,
+    pub approver_roles: BTreeSet<Role>,
+    pub expires_after_secs: u64,
+    pub approvers: Vec<ApproverEntry>,
+    pub require_signed_commits: bool,
+    pub default_ownership: Ownership,
+    pub default_drift: DriftMode,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            gate: GatePolicy::default(),
+            min_approvals: 1,
+            approver_roles: [Role::Owner, Role::Admin].into_iter().collect(),
+            expires_after_secs: DEFAULT_EXPIRY_SECS,
+            approvers: Vec::new(),
+            require_signed_commits: false,
+            default_ownership: Ownership::Full,
+            default_drift: DriftMode::Report,
+        }
+    }
+}
+
+/// A validated tenant policy and where it came from.
+#[derive(Debug, Clone)]
+pub struct PolicyEntry {
+    pub tenant: String,
+    pub namespace: String,
+    pub name: String,
+    pub policy: Policy,
+    pub origin: Origin,
+}
+
+/// A validated provider connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionEntry {
+    pub tenant: String,
+    pub namespace: String,
+    pub name: String,
+    pub spec: ProviderConnectionSpec,
+    pub origin: Origin,
+}
+
+impl ConnectionEntry {
+    /// True when the spec asks for live writes and acknowledges them. The
+    /// connection test and write probe are further conditions the operator checks.
+    pub fn live_requested(&self) -> bool {
+        self.spec.mode == crate::resources::ConnectionMode::Live
+            && self.spec.acknowledge_live_writes
+    }
+}
+
+/// A validated zone with its desired content.
+#[derive(Debug, Clone)]
+pub struct ZoneEntry {
+    pub tenant: String,
+    pub namespace: String,
+    /// The DnsZone object's name.
+    pub name: String,
+    pub zone: ZoneName,
+    /// The ProviderConnection's name (same namespace).
+    pub connection: String,
+    pub ownership: Ownership,
+    pub drift: DriftMode,
+    pub desired: ZoneContent,
+    pub origin: Origin,
+}
+
+/// An object that references a zone (change request, snapshot) or a change request (approval).
+#[derive(Debug, Clone)]
+pub struct Referencing<T> {
+    pub tenant: String,
+    pub namespace: String,
+    pub name: String,
+    pub spec: T,
+    pub origin: Origin,
+}
+
+/// Everything read from a source, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub tenants: BTreeMap<String, TenantEntry>,
+    /// By tenant name.
+    pub policies: BTreeMap<String, PolicyEntry>,
+    /// By (namespace, name).
+    pub connections: BTreeMap<(String, String), ConnectionEntry>,
+    /// In zone-name order.
+    pub zones: Vec<ZoneEntry>,
+    pub change_requests: Vec<Referencing<DnsChangeRequestSpec>>,
+    pub approvals: Vec<Referencing<ApprovalSpec>>,
+    pub snapshots: Vec<Referencing<DnsSnapshotSpec>>,
+}
+
+impl Catalog {
+    /// The policy in force for a tenant: its TenantPolicy, or the secure default.
+    pub fn policy_for(&self, tenant: &str) -> Policy {
+        self.policies
+            .get(tenant)
+            .map(|p| p.policy.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn connection(&self, namespace: &str, name: &str) -> Option<&ConnectionEntry> {
+        self.connections
+            .get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Validates loaded objects. Objects with errors are left out; every error is returned.
+    pub fn build(objects: Vec<LoadedObject>) -> (Catalog, Diagnostics) {
+        let mut b = Builder::default();
+        let objects = b.drop_duplicates(objects);
+        let mut rest = Vec::new();
+        for obj in objects {
+            match obj.resource {
+                Resource::Tenant(t) => {
+                    b.tenant(t.metadata.name.unwrap_or_default(), t.spec, obj.origin)
+                }
+                other => rest.push(LoadedObject {
+                    resource: other,
+                    origin: obj.origin,
+                }),
+            }
+        }
+        let mut zones = Vec::new();
+        let mut referencing = Vec::new();
+        for obj in rest {
+            let name = obj.resource.name().to_owned();
+            let namespace = obj.resource.namespace().unwrap_or_default().to_owned();
+            let Some(tenant) = b.namespace_owner.get(&namespace).cloned() else {
+                b.errors.push(obj.origin.diagnostic(
+                    "metadata.namespace",
+                    format!(
+                        "namespace {namespace:?} belongs to no Tenant; add it to a Tenant's spec.namespaces"
+                    ),
+                ));
+                continue;
+            };
+            match obj.resource {
+                Resource::TenantPolicy(p) => b.policy(tenant, namespace, name, p.spec, obj.origin),
+                Resource::ProviderConnection(c) => {
+                    b.connection(tenant, namespace, name, c.spec, obj.origin)
+                }
+                Resource::DnsZone(z) => zones.push((tenant, namespace, name, z.spec, obj.origin)),
+                other => referencing.push((tenant, namespace, name, other, obj.origin)),
+            }
+        }
+        for (tenant, namespace, name, spec, origin) in zones {
+            b.zone(tenant, namespace, name, spec, origin);
+        }
+        b.check_zone_uniqueness();
+        for (tenant, namespace, name, resource, origin) in referencing {
+            b.referencing(tenant, namespace, name, resource, origin);
+        }
+        b.catalog
+            .zones
+            .sort_by(|a, z| a.zone.cmp(&z.zone).then_with(|| a.name.cmp(&z.name)));
+        (b.catalog, b.errors)
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    catalog: Catalog,
+    errors: Diagnostics,
+    namespace_owner: BTreeMap<String, String>,
+}
+
+impl Builder {
+    fn drop_duplicates(&mut self, objects: Vec<LoadedObject>) -> Vec<LoadedObject> {
+        let mut seen: BTreeMap<(String, String, String), Origin> = BTreeMap::new();
+        let mut kept = Vec::with_capacity(objects.len());
+        for obj in objects {
+            let key = (
+                obj.resource.kind().to_string(),
+                obj.resource.namespace().unwrap_or_default().to_owned(),
+                obj.resource.name().to_owned(),
+            );
+            if let Some(first) = seen.get(&key) {
+                self.errors.push(obj.origin.diagnostic(
+                    "metadata.name",
+                    format!(
+                        "duplicate {} {}{}: already declared at {}:{}",
+                        key.0,
+                        if key.1.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}/", key.1)
+                        },
+                        key.2,
+                        first.file.name,
+                        first.line().unwrap_or(1)
+                    ),
+                ));
+                continue;
+            }
+            seen.insert(key, obj.origin.clone());
+            kept.push(obj);
+        }
+        kept
+    }
+
+    fn tenant(&mut self, name: String, spec: TenantSpec, origin: Origin) {
+        let mut ok = true;
+        if spec.display_name.trim().is_empty() {
+            self.errors
+                .push(origin.diagnostic("spec.displayName", "a display name is required"));
+            ok = false;
+        }
+        let mut domains = Vec::new();
+        for (i, d) in spec.allowed_domains.iter().enumerate() {
+            match ZoneName::parse(d) {
+                Ok(z) => domains.push(z),
+                Err(e) => {
+                    self.errors
+                        .push(origin.diagnostic(format!("spec.allowedDomains[{i}]"), e));
+                    ok = false;
+                }
+            }
+        }
+        if spec.allowed_domains.is_empty() {
+            self.errors.push(origin.diagnostic(
+                "spec.allowedDomains",
+                "at least one allowed domain is required; a tenant without one can manage no zone",
+            ));
+            ok = false;
+        }
+        for (i, ns) in spec.namespaces.iter().enumerate() {
+            let path = format!("spec.namespaces[{i}]");
+            if let Err(e) = crate::documents::check_namespace_name(ns) {
+                self.errors.push(origin.diagnostic(path, e));
+                ok = false;
+            } else if let Some(other) = self.namespace_owner.get(ns) {
+                self.errors.push(origin.diagnostic(
+                    path,
+                    format!("namespace {ns:?} already belongs to tenant {other:?}; a namespace belongs to one tenant"),
+                ));
+                ok = false;
+            }
+        }
+        if !ok {
+            return;
+        }
+        for ns in &spec.namespaces {
+            self.namespace_owner.insert(ns.clone(), name.clone());
+        }
+        self.catalog.tenants.insert(
+            name.clone(),
+            TenantEntry {
+                name,
+                display_name: spec.display_name,
+                namespaces: spec.namespaces,
+                allowed_domains: domains,
+                origin,
+            },
+        );
+    }
+
+    fn policy(
+        &mut self,
+        tenant: String,
+        namespace: String,
+        name: String,
+        spec: TenantPolicySpec,
+        origin: Origin,
+    ) {
+        if let Some(first) = self.catalog.policies.get(&tenant) {
+            self.errors.push(origin.diagnostic(
+                "metadata.name",
+                format!(
+                    "tenant {tenant:?} already has a TenantPolicy ({}/{} at {}:{}); a tenant has one policy",
+                    first.namespace,
+                    first.name,
+                    first.origin.file.name,
+                    first.origin.line().unwrap_or(1)
+                ),
+            ));
+            return;
+        }
+        let before = self.errors.len();
+        let mut policy = Policy::default();
+        let rules = &spec.approvals;
+        let req = &rules.required_for;
+        if let Some(types) = &req.record_types {
+            policy.gate.record_types.clear();
+            for (i, t) in types.iter().enumerate() {
+                match parse_record_type(t) {
+                    Ok(rt) => {
+                        policy.gate.record_types.insert(u16::from(rt));
+                    }
+                    Err(e) => self.errors.push(
+                        origin
+                            .diagnostic(format!("spec.approvals.requiredFor.recordTypes[{i}]"), e),
+                    ),
+                }
+            }
+        }
+        if let Some(d) = req.deletions {
+            policy.gate.deletions = d;
+        }
+        if let Some(t) = req.bulk_change_threshold {
+            policy.gate.bulk_change_threshold = Some(t);
+        }
+        if let Some(r) = req.rollbacks {
+            policy.gate.rollbacks = r;
+        }
+        if let Some(m) = rules.min_approvals {
+            if m == 0 {
+                self.errors.push(origin.diagnostic(
+                    "spec.approvals.minApprovals",
+                    "minApprovals must be at least 1; to stop gating a change, remove it from requiredFor",
+                ));
+            }
+            policy.min_approvals = m;
+        }
+        if let Some(roles) = &rules.approver_roles {
+            policy.approver_roles.clear();
+            for (i, r) in roles.iter().enumerate() {
+                match Role::parse(r) {
+                    Ok(role) => {
+                        policy.approver_roles.insert(role);
+                    }
+                    Err(e) => self
+                        .errors
+                        .push(origin.diagnostic(format!("spec.approvals.approverRoles[{i}]"), e)),
+                }
+            }
+        }
+        if let Some(exp) = &rules.expires_after {
+            match parse_duration(exp) {
+                Ok(secs) => policy.expires_after_secs = secs,
+                Err(e) => self
+                    .errors
+                    .push(origin.diagnostic("spec.approvals.expiresAfter", e)),
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, a) in rules.approvers.iter().enumerate() {
+            let base = format!("spec.approvals.approvers[{i}]");
+            if a.name.trim().is_empty() {
+                self.errors.push(
+                    origin.diagnostic(format!("{base}.name"), "an approver name is required"),
+                );
+            } else if !names.insert(a.name.clone()) {
+                self.errors.push(origin.diagnostic(
+                    format!("{base}.name"),
+                    format!("approver {:?} is listed twice", a.name),
+                ));
+            }
+            let role = match Role::parse(&a.role) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.errors
+                        .push(origin.diagnostic(format!("{base}.role"), e));
+                    continue;
+                }
+            };
+            if a.public_keys.is_empty() {
+                self.errors.push(origin.diagnostic(
+                    format!("{base}.publicKeys"),
+                    "an approver needs at least one SSH public key to sign with",
+                ));
+            }
+            for (j, key) in a.public_keys.iter().enumerate() {
+                if let Err(e) = check_ssh_public_key(key) {
+                    self.errors
+                        .push(origin.diagnostic(format!("{base}.publicKeys[{j}]"), e));
+                }
+            }
+            policy.approvers.push(ApproverEntry {
+                name: a.name.clone(),
+                email: a.email.clone(),
+                role,
+                public_keys: a.public_keys.clone(),
+            });
+        }
+        let eligible = policy
+            .approvers
+            .iter()
+            .filter(|a| policy.approver_roles.contains(&a.role))
+            .count();
+        if !policy.approvers.is_empty()
+            && u32::try_from(eligible).unwrap_or(u32::MAX) < policy.min_approvals
+        {
+            self.errors.push(origin.diagnostic(
+                "spec.approvals.minApprovals",
+                format!(
+                    "minApprovals is {} but only {eligible} approver(s) have a role in approverRoles; gated changes could never be approved",
+                    policy.min_approvals
+                ),
+            ));
+        }
+        policy.require_signed_commits = spec.require_signed_commits;
+        policy.default_ownership = spec.default_ownership.unwrap_or_default();
+        policy.default_drift = spec.default_drift.unwrap_or_default();
+        if self.errors.len() > before {
+            return;
+        }
+        self.catalog.policies.insert(
+            tenant.clone(),
+            PolicyEntry {
+                tenant,
+                namespace,
+                name,
+                policy,
+                origin,
+            },
+        );
+    }
+
+    fn connection(
+        &mut self,
+        tenant: String,
+        namespace: String,
+        name: String,
+        spec: ProviderConnectionSpec,
+        origin: Origin,
+    ) {
+        let before = self.errors.len();
+        let blocks = [
+            (ProviderType::Powerdns, spec.powerdns.is_some()),
+            (ProviderType::Rfc2136, spec.rfc2136.is_some()),
+            (ProviderType::Hetzner, spec.hetzner.is_some()),
+            (ProviderType::Cloudflare, spec.cloudflare.is_some()),
+            (ProviderType::Zonefile, spec.zonefile.is_some()),
+        ];
+        for (t, present) in blocks {
+            if t == spec.provider_type
+                && !present
+                && t != ProviderType::Hetzner
+                && t != ProviderType::Cloudflare
+            {
+                self.errors.push(origin.diagnostic(
+                    format!("spec.{}", t.as_str()),
+                    format!("type is {} but spec.{} is missing", t.as_str(), t.as_str()),
+                ));
+            }
+            if t != spec.provider_type && present {
+                self.errors.push(origin.diagnostic(
+                    format!("spec.{}", t.as_str()),
+                    format!(
+                        "spec.{} does not belong to a connection of type {}",
+                        t.as_str(),
+                        spec.provider_type.as_str()
+                    ),
+                ));
+            }
+        }
+        if let Some(p) = &spec.powerdns {
+            if let Err(e) = check_url(&p.url) {
+                self.errors.push(origin.diagnostic("spec.powerdns.url", e));
+            }
+        }
+        for (block, settings) in [("hetzner", &spec.hetzner), ("cloudflare", &spec.cloudflare)] {
+            if let Some(url) = settings.as_ref().and_then(|s| s.url.as_ref()) {
+                if let Err(e) = check_url(url) {
+                    self.errors
+                        .push(origin.diagnostic(format!("spec.{block}.url"), e));
+                }
+            }
+        }
+        if let Some(r) = &spec.rfc2136 {
+            if r.server.parse::<std::net::SocketAddr>().is_err() {
+                self.errors.push(origin.diagnostic(
+                    "spec.rfc2136.server",
+                    format!(
+                        "{:?} is not an address with a port, such as 127.0.0.1:53",
+                        r.server
+                    ),
+                ));
+            }
+            if let Err(e) = crate::name::parse_dns_name(&r.tsig_key_name) {
+                self.errors
+                    .push(origin.diagnostic("spec.rfc2136.tsigKeyName", e));
+            }
+            if let Some(alg) = &r.tsig_algorithm {
+                if !matches!(alg.as_str(), "hmac-sha256" | "hmac-sha512") {
+                    self.errors.push(origin.diagnostic(
+                        "spec.rfc2136.tsigAlgorithm",
+                        format!("{alg:?} is not supported; use hmac-sha256 or hmac-sha512"),
+                    ));
+                }
+            }
+        }
+        if let Some(z) = &spec.zonefile {
+            if z.directory.trim().is_empty() {
+                self.errors
+                    .push(origin.diagnostic("spec.zonefile.directory", "a directory is required"));
+            }
+        }
+        match (&spec.credentials, spec.provider_type) {
+            (Some(_), ProviderType::Zonefile) => self.errors.push(origin.diagnostic(
+                "spec.credentials",
+                "a zonefile connection takes no credentials",
+            )),
+            (None, ProviderType::Zonefile) => {}
+            (None, t) => self.errors.push(origin.diagnostic(
+                "spec.credentials",
+                format!(
+                    "a {} connection needs credentials: one of secretRef, env, value",
+                    t.as_str()
+                ),
+            )),
+            (Some(c), _) => {
+                let set = [c.secret_ref.is_some(), c.env.is_some(), c.value.is_some()]
+                    .into_iter()
+                    .filter(|b| *b)
+                    .count();
+                if set != 1 {
+                    self.errors.push(origin.diagnostic(
+                        "spec.credentials",
+                        "set exactly one of secretRef, env, value",
+                    ));
+                }
+                if let Some(v) = &c.value {
+                    if !v.starts_with("enc:v1:") {
+                        self.errors.push(origin.diagnostic(
+                            "spec.credentials.value",
+                            "credentials in a manifest must be encrypted (enc:v1:...); make one with `zentralink secrets encrypt`. Never commit a plain secret",
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(l) = &spec.limits {
+            for (field, v) in [
+                ("timeoutSeconds", l.timeout_seconds),
+                ("requestsPerSecond", l.requests_per_second),
+                ("maxConcurrency", l.max_concurrency),
+            ] {
+                if v == Some(0) {
+                    self.errors.push(
+                        origin.diagnostic(format!("spec.limits.{field}"), "must be at least 1"),
+                    );
+                }
+            }
+        }
+        if self.errors.len() > before {
+            return;
+        }
+        self.catalog.connections.insert(
+            (namespace.clone(), name.clone()),
+            ConnectionEntry {
+                tenant,
+                namespace,
+                name,
+                spec,
+                origin,
+            },
+        );
+    }
+
+    fn zone(
+        &mut self,
+        tenant: String,
+        namespace: String,
+        name: String,
+        spec: DnsZoneSpec,
+        origin: Origin,
+    ) {
+        let before = self.errors.len();
+        let zone = match ZoneName::parse(&spec.zone) {
+            Ok(z) => z,
+            Err(e) => {
+                self.errors.push(origin.diagnostic("spec.zone", e));
+                return;
+            }
+        };
+        if let Some(t) = self.catalog.tenants.get(&tenant) {
+            if !t.allowed_domains.iter().any(|d| zone.is_within(d)) {
+                let allowed: Vec<String> =
+                    t.allowed_domains.iter().map(ToString::to_string).collect();
+                self.errors.push(origin.diagnostic(
+                    "spec.zone",
+                    format!(
+                        "{zone} is not under tenant {tenant:?}'s allowedDomains ({})",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self
+            .catalog
+            .connection(&namespace, &spec.provider_ref.name)
+            .is_none()
+        {
+            self.errors.push(origin.diagnostic(
+                "spec.providerRef.name",
+                format!(
+                    "no valid ProviderConnection {:?} in namespace {namespace:?}",
+                    spec.provider_ref.name
+                ),
+            ));
+        }
+        let default_ttl = spec.default_ttl.unwrap_or(DEFAULT_TTL);
+        if let Some(t) = spec.default_ttl {
+            if let Err(e) = check_ttl(t) {
+                self.errors.push(origin.diagnostic("spec.defaultTtl", e));
+            }
+        }
+        let mut content = ZoneContent::new(zone.clone());
+        let mut first_index: BTreeMap<RrKey, usize> = BTreeMap::new();
+        for (i, rs) in spec.record_sets.iter().enumerate() {
+            let base = format!("spec.recordSets[{i}]");
+            let owner = zone
+                .owner(&rs.name)
+                .map_err(|e| origin.diagnostic(format!("{base}.name"), e));
+            let rtype = parse_record_type(&rs.record_type)
+                .map_err(|e| origin.diagnostic(format!("{base}.type"), e));
+            let ttl = rs.ttl.unwrap_or(default_ttl);
+            if let Some(t) = rs.ttl {
+                if let Err(e) = check_ttl(t) {
+                    self.errors
+                        .push(origin.diagnostic(format!("{base}.ttl"), e));
+                }
+            }
+            let (owner, rtype) = match (owner, rtype) {
+                (Ok(o), Ok(t)) => (o, t),
+                (o, t) => {
+                    if let Err(e) = o {
+                        self.errors.push(e);
+                    }
+                    if let Err(e) = t {
+                        self.errors.push(e);
+                    }
+                    continue;
+                }
+            };
+            if rs.values.is_empty() {
+                self.errors.push(origin.diagnostic(
+                    format!("{base}.values"),
+                    "a record set needs at least one value; remove the record set to delete it",
+                ));
+                continue;
+            }
+            let mut values = Vec::with_capacity(rs.values.len());
+            for (j, v) in rs.values.iter().enumerate() {
+                match RecordValue::parse(rtype, v, &zone) {
+                    Ok(val) => {
+                        if values.contains(&val) {
+                            self.errors.push(origin.diagnostic(
+                                format!("{base}.values[{j}]"),
+                                format!("value {:?} is listed twice", val.text()),
+                            ));
+                        }
+                        values.push(val);
+                    }
+                    Err(e) => self
+                        .errors
+                        .push(origin.diagnostic(format!("{base}.values[{j}]"), e)),
+                }
+            }
+            let key = RrKey::new(owner, rtype);
+            if let Some(first) = first_index.get(&key) {
+                self.errors.push(origin.diagnostic(
+                    base,
+                    format!(
+                        "duplicate record set {} {}: already declared at spec.recordSets[{first}] (line {}); put all values of a name and type in one record set",
+                        zone.relative(&key.name),
+                        type_name(rtype),
+                        origin.line_of(&format!("spec.recordSets[{first}]")).unwrap_or(0)
+                    ),
+                ));
+                continue;
+            }
+            first_index.insert(key.clone(), i);
+            content.sets.insert(key, RecordSet::new(ttl, values));
+        }
+        for v in content.violations() {
+            let path = first_index
+                .get(&v.key)
+                .map(|i| format!("spec.recordSets[{i}]"))
+                .unwrap_or_else(|| "spec.recordSets".into());
+            self.errors.push(origin.diagnostic(path, v.message));
+        }
+        if self.errors.len() > before {
+            return;
+        }
+        let policy = self
+            .catalog
+            .policies
+            .get(&tenant)
+            .map(|p| p.policy.clone())
+            .unwrap_or_default();
+        self.catalog.zones.push(ZoneEntry {
+            tenant,
+            namespace,
+            name,
+            zone,
+            connection: spec.provider_ref.name,
+            ownership: spec.ownership.unwrap_or(policy.default_ownership),
+            drift: spec.drift.unwrap_or(policy.default_drift),
+            desired: content,
+            origin,
+        });
+    }
+
+    /// Two objects can never manage the same zone, within a tenant or across tenants.
+    fn check_zone_uniqueness(&mut self) {
+        let mut by_zone: BTreeMap<ZoneName, usize> = BTreeMap::new();
+        let mut keep = Vec::with_capacity(self.catalog.zones.len());
+        for z in std::mem::take(&mut self.catalog.zones) {
+            if let Some(&i) = by_zone.get(&z.zone) {
+                let first: &ZoneEntry = &keep[i];
+                self.errors.push(z.origin.diagnostic(
+                    "spec.zone",
+                    format!(
+                        "zone {} is already managed by DnsZone {}/{} of tenant {:?} ({}:{}); two objects can never manage the same zone",
+                        z.zone,
+                        first.namespace,
+                        first.name,
+                        first.tenant,
+                        first.origin.file.name,
+                        first.origin.line_of("spec.zone").unwrap_or(1)
+                    ),
+                ));
+                continue;
+            }
+            by_zone.insert(z.zone.clone(), keep.len());
+            keep.push(z);
+        }
+        self.catalog.zones = keep;
+    }
+
+    fn referencing(
+        &mut self,
+        tenant: String,
+        namespace: String,
+        name: String,
+        resource: Resource,
+        origin: Origin,
+    ) {
+        let zone_exists = |zone_ref: &str, cat: &Catalog| {
+            cat.zones
+                .iter()
+                .any(|z| z.namespace == namespace && z.name == zone_ref)
+        };
+        match resource {
+            Resource::DnsChangeRequest(cr) => {
+                let before = self.errors.len();
+                if !zone_exists(&cr.spec.zone_ref, &self.catalog) {
+                    self.errors.push(origin.diagnostic(
+                        "spec.zoneRef",
+                        format!(
+                            "no valid DnsZone {:?} in namespace {namespace:?}",
+                            cr.spec.zone_ref
+                        ),
+                    ));
+                }
+                if let Some(d) = &cr.spec.plan_digest {
+                    if let Err(e) = d.parse::<crate::digest::PlanDigest>() {
+                        self.errors.push(origin.diagnostic("spec.planDigest", e));
+                    }
+                }
+                for (i, c) in cr.spec.changes.iter().enumerate() {
+                    if !matches!(c.op.as_str(), "create" | "update" | "delete") {
+                        self.errors.push(origin.diagnostic(
+                            format!("spec.changes[{i}].op"),
+                            format!(
+                                "{:?} is not an operation; expected create, update or delete",
+                                c.op
+                            ),
+                        ));
+                    }
+                    if let Err(e) = parse_record_type(&c.record_type) {
+                        self.errors
+                            .push(origin.diagnostic(format!("spec.changes[{i}].type"), e));
+                    }
+                }
+                if self.errors.len() == before {
+                    self.catalog.change_requests.push(Referencing {
+                        tenant,
+                        namespace,
+                        name,
+                        spec: cr.spec,
+                        origin,
+                    });
+                }
+            }
+            Resource::DnsSnapshot(s) => {
+                if !zone_exists(&s.spec.zone_ref, &self.catalog) {
+                    self.errors.push(origin.diagnostic(
+                        "spec.zoneRef",
+                        format!(
+                            "no valid DnsZone {:?} in namespace {namespace:?}",
+                            s.spec.zone_ref
+                        ),
+                    ));
+                    return;
+                }
+                self.catalog.snapshots.push(Referencing {
+                    tenant,
+                    namespace,
+                    name,
+                    spec: s.spec,
+                    origin,
+                });
+            }
+            Resource::Approval(a) => {
+                let before = self.errors.len();
+                if let Err(e) = a.spec.plan_digest.parse::<crate::digest::PlanDigest>() {
+                    self.errors.push(origin.diagnostic("spec.planDigest", e));
+                }
+                if a.spec.approver.trim().is_empty() {
+                    self.errors.push(
+                        origin.diagnostic("spec.approver", "the approver's name is required"),
+                    );
+                }
+                if !a
+                    .spec
+                    .signature
+                    .trim_start()
+                    .starts_with("-----BEGIN SSH SIGNATURE-----")
+                {
+                    self.errors.push(origin.diagnostic(
+                        "spec.signature",
+                        "an SSH signature (-----BEGIN SSH SIGNATURE-----) is required; make one with `zentralink approve`",
+                    ));
+                }
+                if self.errors.len() == before {
+                    self.catalog.approvals.push(Referencing {
+                        tenant,
+                        namespace,
+                        name,
+                        spec: a.spec,
+                        origin,
+                    });
+                }
+            }
+            // Tenants, policies, connections and zones are handled before.
+            Resource::Tenant(_)
+            | Resource::TenantPolicy(_)
+            | Resource::ProviderConnection(_)
+            | Resource::DnsZone(_) => {}
+        }
+    }
+}
+
+fn check_ttl(ttl: u32) -> Result<(), String> {
+    if (MIN_TTL..=MAX_TTL).contains(&ttl) {
+        Ok(())
+    } else {
+        Err(format!(
+            "TTL {ttl} is out of bounds ({MIN_TTL} to {MAX_TTL} seconds)"
+        ))
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+/// A light structural check of an OpenSSH public key line: `<type> <base64> [comment]`.
+/// Signature verification parses keys fully.
+pub fn check_ssh_public_key(line: &str) -> Result<(), String> {
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
+        return Err("not an OpenSSH public key (expected `ssh-ed25519 AAAA... comment`)".into());
+    };
+    const KINDS: [&str; 7] = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    if !KINDS.contains(&kind) {
+        return Err(format!("{kind:?} is not a supported SSH key type"));
+    }
+    let blob = data_encoding::BASE64
+        .decode(body.as_bytes())
+        .map_err(|_| "the key body is not base64".to_owned())?;
+    // The blob starts with the key type as an SSH string.
+    let embedded = blob
+        .get(4..)
+        .and_then(|rest| rest.get(..kind.len()))
+        .map(|b| b == kind.as_bytes())
+        .unwrap_or(false);
+    if !embedded {
+        return Err(format!("the key body does not hold a {kind} key"));
+    }
+    Ok(())
+}

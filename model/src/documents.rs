@@ -1,1 +1,643 @@
-//! placeholder
+//! Parsing multi-document YAML text into ZentraLink resources, with errors
+//! that name the file, line and field path. Pure: callers pass the text.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::resources::{
+    API_VERSION, Approval, DnsChangeRequest, DnsSnapshot, DnsZone, ProviderConnection, Tenant,
+    TenantPolicy,
+};
+
+/// The kinds ZentraLink reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Tenant,
+    TenantPolicy,
+    ProviderConnection,
+    DnsZone,
+    DnsChangeRequest,
+    Approval,
+    DnsSnapshot,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Tenant,
+        Kind::TenantPolicy,
+        Kind::ProviderConnection,
+        Kind::DnsZone,
+        Kind::DnsChangeRequest,
+        Kind::Approval,
+        Kind::DnsSnapshot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tenant => "Tenant",
+            Kind::TenantPolicy => "TenantPolicy",
+            Kind::ProviderConnection => "ProviderConnection",
+            Kind::DnsZone => "DnsZone",
+            Kind::DnsChangeRequest => "DnsChangeRequest",
+            Kind::Approval => "Approval",
+            Kind::DnsSnapshot => "DnsSnapshot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Cluster-scoped kinds have no namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Kind::Tenant)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One resource read from a document.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    Tenant(Tenant),
+    TenantPolicy(TenantPolicy),
+    ProviderConnection(ProviderConnection),
+    DnsZone(DnsZone),
+    DnsChangeRequest(DnsChangeRequest),
+    Approval(Approval),
+    DnsSnapshot(DnsSnapshot),
+}
+
+impl Resource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::Tenant(_) => Kind::Tenant,
+            Resource::TenantPolicy(_) => Kind::TenantPolicy,
+            Resource::ProviderConnection(_) => Kind::ProviderConnection,
+            Resource::DnsZone(_) => Kind::DnsZone,
+            Resource::DnsChangeRequest(_) => Kind::DnsChangeRequest,
+            Resource::Approval(_) => Kind::Approval,
+            Resource::DnsSnapshot(_) => Kind::DnsSnapshot,
+        }
+    }
+
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Resource::Tenant(o) => &o.metadata,
+            Resource::TenantPolicy(o) => &o.metadata,
+            Resource::ProviderConnection(o) => &o.metadata,
+            Resource::DnsZone(o) => &o.metadata,
+            Resource::DnsChangeRequest(o) => &o.metadata,
+            Resource::Approval(o) => &o.metadata,
+            Resource::DnsSnapshot(o) => &o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or("")
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.meta().namespace.as_deref()
+    }
+}
+
+/// A file's text and, built on first use, the line of every field path in it.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub name: String,
+    text: String,
+    index: OnceLock<Vec<DocumentIndex>>,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            text: text.into(),
+            index: OnceLock::new(),
+        })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn documents(&self) -> &[DocumentIndex] {
+        self.index.get_or_init(|| index_documents(&self.text))
+    }
+}
+
+/// Where an object came from: its file and document.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub file: Arc<SourceFile>,
+    /// 0-based document number in the file.
+    pub document: usize,
+}
+
+impl Origin {
+    /// The line where the document starts.
+    pub fn line(&self) -> Option<usize> {
+        self.file
+            .documents()
+            .get(self.document)
+            .map(|d| d.start_line)
+    }
+
+    /// The line of a field path (`spec.recordSets[3].values[0]`), or of the
+    /// nearest enclosing field that exists, or of the document.
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        let doc = self.file.documents().get(self.document)?;
+        let mut p = path;
+        loop {
+            if let Some(line) = doc.lines.get(p) {
+                return Some(*line);
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return Some(doc.start_line),
+            }
+        }
+    }
+
+    pub fn diagnostic(&self, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        let path = path.into();
+        Diagnostic {
+            file: self.file.name.clone(),
+            line: self.line_of(&path),
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+/// A resource and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedObject {
+    pub resource: Resource,
+    pub origin: Origin,
+}
+
+/// Parses every document of a YAML file. Returns the objects that parsed
+/// and an error for each document that did not.
+pub fn parse_documents(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diagnostics) {
+    let mut objects = Vec::new();
+    let mut errors = Diagnostics::default();
+    for (document, de) in serde_yaml::Deserializer::from_str(file.text()).enumerate() {
+        let origin = Origin {
+            file: Arc::clone(file),
+            document,
+        };
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(Diagnostic {
+                    file: file.name.clone(),
+                    line: e.location().map(|l| l.line()),
+                    path: String::new(),
+                    message: format!("not valid YAML: {}", strip_location(&e.to_string())),
+                });
+                // The YAML stream cannot be read past a syntax error.
+                break;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        match parse_object(value, &origin) {
+            Ok(resource) => objects.push(LoadedObject { resource, origin }),
+            Err(d) => errors.push(d),
+        }
+    }
+    (objects, errors)
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+const TOP_LEVEL: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];
+const METADATA: [&str; 4] = ["name", "namespace", "labels", "annotations"];
+
+fn parse_object(value: Value, origin: &Origin) -> Result<Resource, Diagnostic> {
+    let Value::Mapping(map) = &value else {
+        return Err(origin.diagnostic(
+            "",
+            "a document must be a mapping with apiVersion, kind, metadata and spec",
+        ));
+    };
+    for key in map.keys() {
+        let k = key.as_str().unwrap_or("");
+        if k == "status" {
+            return Err(origin.diagnostic(
+                "status",
+                "status is written by the operator; remove it from the manifest",
+            ));
+        }
+        if !TOP_LEVEL.contains(&k) {
+            return Err(origin.diagnostic(
+                k,
+                format!("unknown field {k:?}; expected one of apiVersion, kind, metadata, spec"),
+            ));
+        }
+    }
+    let api_version = map.get("apiVersion").and_then(Value::as_str);
+    match api_version {
+        Some(API_VERSION) => {}
+        Some(other) => {
+            return Err(origin.diagnostic(
+                "apiVersion",
+                format!("unknown apiVersion {other:?}; expected {API_VERSION}"),
+            ));
+        }
+        None => {
+            return Err(origin.diagnostic(
+                "apiVersion",
+                format!("apiVersion is required ({API_VERSION})"),
+            ));
+        }
+    }
+    let kind_str = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| origin.diagnostic("kind", "kind is required"))?;
+    let kind = Kind::parse(kind_str).ok_or_else(|| {
+        origin.diagnostic(
+            "kind",
+            format!(
+                "unknown kind {kind_str:?}; expected one of {}",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            ),
+        )
+    })?;
+    check_metadata(map.get("metadata"), kind, origin)?;
+    if map.get("spec").is_none() {
+        return Err(origin.diagnostic("spec", "spec is required"));
+    }
+    Ok(match kind {
+        Kind::Tenant => Resource::Tenant(typed(value, origin)?),
+        Kind::TenantPolicy => Resource::TenantPolicy(typed(value, origin)?),
+        Kind::ProviderConnection => Resource::ProviderConnection(typed(value, origin)?),
+        Kind::DnsZone => Resource::DnsZone(typed(value, origin)?),
+        Kind::DnsChangeRequest => Resource::DnsChangeRequest(typed(value, origin)?),
+        Kind::Approval => Resource::Approval(typed(value, origin)?),
+        Kind::DnsSnapshot => Resource::DnsSnapshot(typed(value, origin)?),
+    })
+}
+
+fn check_metadata(meta: Option<&Value>, kind: Kind, origin: &Origin) -> Result<(), Diagnostic> {
+    let Some(Value::Mapping(meta)) = meta else {
+        return Err(origin.diagnostic("metadata", "metadata with a name is required"));
+    };
+    for key in meta.keys() {
+        let k = key.as_str().unwrap_or("");
+        if !METADATA.contains(&k) {
+            return Err(origin.diagnostic(
+                format!("metadata.{k}"),
+                format!(
+                    "unknown field {k:?}; expected one of {}",
+                    METADATA.join(", ")
+                ),
+            ));
+        }
+    }
+    match meta.get("name").and_then(Value::as_str) {
+        None => return Err(origin.diagnostic("metadata.name", "metadata.name is required")),
+        Some(name) => check_object_name(name).map_err(|m| origin.diagnostic("metadata.name", m))?,
+    }
+    let namespace = meta.get("namespace").and_then(Value::as_str);
+    match (kind.namespaced(), namespace) {
+        (true, None) => Err(origin.diagnostic(
+            "metadata.namespace",
+            format!("{kind} is namespaced: metadata.namespace is required"),
+        )),
+        (false, Some(_)) => Err(origin.diagnostic(
+            "metadata.namespace",
+            format!("{kind} is cluster-scoped: remove metadata.namespace"),
+        )),
+        (true, Some(ns)) => {
+            check_namespace_name(ns).map_err(|m| origin.diagnostic("metadata.namespace", m))
+        }
+        (false, None) => Ok(()),
+    }
+}
+
+/// Object names follow Kubernetes' DNS-1123 subdomain rule.
+pub fn check_object_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid object name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"
+        ))
+    }
+}
+
+/// Namespace names follow Kubernetes' DNS-1123 label rule.
+pub fn check_namespace_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)"
+        ))
+    }
+}
+
+fn typed<T: DeserializeOwned>(value: Value, origin: &Origin) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = e.into_inner().to_string();
+        origin.diagnostic(path, message)
+    })
+}
+
+/// Field path → line, for one document.
+#[derive(Debug, Default)]
+struct DocumentIndex {
+    start_line: usize,
+    lines: HashMap<String, usize>,
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+#[derive(Default)]
+struct Indexer {
+    docs: Vec<DocumentIndex>,
+    current: Option<DocumentIndex>,
+    stack: Vec<Frame>,
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl Indexer {
+    /// The path of the value that starts now, consuming the pending key or index.
+    fn value_path(&mut self) -> String {
+        match self.stack.last_mut() {
+            Some(Frame::Map { path, key }) => match key.take() {
+                Some(k) => join(path, &k),
+                None => path.clone(),
+            },
+            Some(Frame::Seq { path, next }) => {
+                let p = format!("{path}[{next}]");
+                *next += 1;
+                p
+            }
+            None => String::new(),
+        }
+    }
+
+    fn record(&mut self, path: String, line: usize) {
+        if let Some(doc) = self.current.as_mut() {
+            doc.lines.entry(path).or_insert(line);
+        }
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+}
+
+impl MarkedEventReceiver for Indexer {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let line = mark.line();
+        match ev {
+            Event::DocumentStart => {
+                self.stack.clear();
+                self.current = Some(DocumentIndex {
+                    start_line: line,
+                    lines: HashMap::new(),
+                });
+            }
+            Event::DocumentEnd => {
+                if let Some(doc) = self.current.take() {
+                    self.docs.push(doc);
+                }
+            }
+            Event::Scalar(text, ..) => {
+                if self.expecting_key() {
+                    if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
+                        let p = join(path, &text);
+                        *key = Some(text);
+                        self.record(p, line);
+                    }
+                } else {
+                    let p = self.value_path();
+                    self.record(p, line);
+                }
+            }
+            Event::Alias(_) => {
+                let p = self.value_path();
+                self.record(p, line);
+            }
+            Event::MappingStart(..) => {
+                let p = self.value_path();
+                self.record(p.clone(), line);
+                self.stack.push(Frame::Map { path: p, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let p = self.value_path();
+                self.record(p.clone(), line);
+                self.stack.push(Frame::Seq { path: p, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
+        }
+    }
+}
+
+fn index_documents(text: &str) -> Vec<DocumentIndex> {
+    let mut indexer = Indexer::default();
+    let mut parser = Parser::new_from_str(text);
+    // A syntax error stops the index where it is; lines found so far stay usable.
+    let _ = parser.load(&mut indexer, true);
+    if let Some(doc) = indexer.current.take() {
+        indexer.docs.push(doc);
+    }
+    indexer.docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Vec<LoadedObject>, Diagnostics) {
+        parse_documents(&SourceFile::new("zones/acme.yaml", text))
+    }
+
+    const ZONE: &str = "\
+apiVersion: dns.zentralink.net/v1alpha1
+kind: DnsZone
+metadata:
+  name: acme
+  namespace: acme
+spec:
+  zone: acme.example.
+  providerRef: { name: files }
+  recordSets:
+    - name: www
+      type: A
+      values:
+        - 192.0.2.1
+        - 192.0.2.2
+";
+
+    #[test]
+    fn parses_a_zone_and_indexes_lines() {
+        let (objects, errors) = parse(ZONE);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(objects.len(), 1);
+        let origin = &objects[0].origin;
+        assert_eq!(origin.line(), Some(1));
+        assert_eq!(origin.line_of("spec.zone"), Some(7));
+        assert_eq!(origin.line_of("spec.recordSets[0].values[1]"), Some(14));
+        assert_eq!(origin.line_of("spec.recordSets[0].type"), Some(11));
+        // a path that does not exist falls back to its nearest parent
+        assert_eq!(origin.line_of("spec.recordSets[0].ttl"), Some(10));
+    }
+
+    #[test]
+    fn second_document_lines_are_absolute() {
+        let text = format!(
+            "{ZONE}---\n{}",
+            ZONE.replace("name: acme\n", "name: acme2\n")
+        );
+        let (objects, errors) = parse(&text);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1].origin.line_of("spec.zone"), Some(22));
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_path() {
+        let text = ZONE.replace("      type: A\n", "      type: A\n      tll: 300\n");
+        let (_, errors) = parse(&text);
+        assert_eq!(errors.len(), 1);
+        let e = &errors.0[0];
+        assert_eq!(e.path, "spec.recordSets[0].tll");
+        assert_eq!(e.line, Some(12));
+        assert!(e.message.contains("unknown field `tll`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("zones/acme.yaml:12: spec.recordSets[0].tll: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let text = ZONE.replace("      type: A\n", "      type: A\n      ttl: soon\n");
+        let (_, errors) = parse(&text);
+        assert_eq!(errors.0[0].path, "spec.recordSets[0].ttl");
+        assert_eq!(errors.0[0].line, Some(12));
+    }
+
+    #[test]
+    fn unknown_kind_and_api_version() {
+        let (_, errors) = parse(&ZONE.replace("kind: DnsZone", "kind: DnsZoen"));
+        assert!(
+            errors.0[0].message.contains("unknown kind \"DnsZoen\""),
+            "{}",
+            errors
+        );
+        assert_eq!(errors.0[0].line, Some(2));
+        let (_, errors) = parse(&ZONE.replace("v1alpha1", "v1"));
+        assert!(
+            errors.0[0].message.contains("unknown apiVersion"),
+            "{}",
+            errors
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_gives_a_line() {
+        let (_, errors) = parse("apiVersion: x\nkind: [unclosed\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors.0[0].message.starts_with("not valid YAML"),
+            "{}",
+            errors
+        );
+        assert!(errors.0[0].line.is_some());
+    }
+
+    #[test]
+    fn namespace_rules() {
+        let (_, errors) = parse(&ZONE.replace("  namespace: acme\n", ""));
+        assert!(
+            errors.0[0].message.contains("namespace is required"),
+            "{errors}"
+        );
+        let tenant = "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: { name: acme, namespace: x }\nspec: { displayName: A, namespaces: [], allowedDomains: [] }\n";
+        let (_, errors) = parse(tenant);
+        assert!(errors.0[0].message.contains("cluster-scoped"), "{errors}");
+    }
+
+    #[test]
+    fn status_and_unknown_top_level_fields_are_refused() {
+        let (_, errors) = parse(&format!("{ZONE}status: {{}}\n"));
+        assert!(
+            errors.0[0].message.contains("written by the operator"),
+            "{errors}"
+        );
+        let (_, errors) = parse(&format!("{ZONE}extra: 1\n"));
+        assert!(
+            errors.0[0].message.contains("unknown field \"extra\""),
+            "{errors}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ pub mod name;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod report;
 pub mod resources;
 pub mod zone;
 

@@ -67,15 +67,7 @@ impl Plan {
     }
 }
 
-/// Who owns the records of a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Ownership {
-    /// The declaration is the whole zone: undeclared record sets are deleted.
-    #[default]
-    Full,
-    /// Only declared record sets (and ones ZentraLink applied before) are managed.
-    Owned,
-}
+pub use crate::resources::Ownership;
 
 /// What a plan may touch.
 #[derive(Debug, Clone, Copy, Default)]

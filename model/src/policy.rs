@@ -77,6 +77,89 @@ impl fmt::Display for GateReason {
     }
 }
 
+/// The roles of the web service; approvers carry one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    Owner,
+    Admin,
+    Manager,
+    Member,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Member,
+        Role::Viewer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "OWNER",
+            Role::Admin => "ADMIN",
+            Role::Manager => "MANAGER",
+            Role::Member => "MEMBER",
+            Role::Viewer => "VIEWER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a role; expected one of OWNER, ADMIN, MANAGER, MEMBER, VIEWER"
+                )
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a duration such as `72h`, `3d`, `90m`, `1h30m` or `3600s` into seconds.
+pub fn parse_duration(input: &str) -> Result<u64, String> {
+    let s = input.trim();
+    let bad = || format!("{input:?} is not a duration (examples: 72h, 3d, 90m, 1h30m)");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
 /// How the plan came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PlanOrigin {

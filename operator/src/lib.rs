@@ -1,1 +1,6 @@
-//! placeholder
+//! ZentraLink's reconciler side: sources of desired state (directories; git and
+//! Kubernetes later) and DNS providers behind one trait. Does I/O.
+
+pub mod planner;
+pub mod provider;
+pub mod source;

@@ -1,0 +1,195 @@
+//! DNS providers behind one trait: list zones, read a zone, apply a batch of
+//! record-set operations with a per-operation outcome, test the connection,
+//! probe write permission. Does I/O.
+
+pub mod zonefile;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use hickory_proto::rr::RecordType;
+use zentralink_model::catalog::ConnectionEntry;
+use zentralink_model::plan::{ChangeOp, Plan};
+use zentralink_model::record::{RrKey, type_name};
+use zentralink_model::resources::ProviderType;
+use zentralink_model::{ZoneContent, ZoneName};
+
+/// What a provider can do, so a plan can be refused before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Record types the provider stores; `None` means every type, including RFC 3597 data.
+    pub record_types: Option<BTreeSet<u16>>,
+    /// Whether a batch is applied all-or-nothing.
+    pub atomic_batch: bool,
+    /// Whether ALIAS/ANAME records are supported.
+    pub alias: bool,
+    /// Most operations in one batch; `None` for no limit.
+    pub max_batch: Option<usize>,
+}
+
+/// Why a provider call failed. Messages never hold credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider unreachable: {0}")]
+    Unreachable(String),
+    #[error("provider refused the credentials: {0}")]
+    Authentication(String),
+    #[error("zone {0} does not exist at the provider")]
+    ZoneNotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("provider answer could not be read: {0}")]
+    InvalidAnswer(String),
+    #[error("refused before sending: {0}")]
+    NotLive(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The outcome of one operation of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpOutcome {
+    pub op: ChangeOp,
+    pub key: RrKey,
+    pub result: Result<(), String>,
+}
+
+/// What happened to each operation of an applied batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub outcomes: Vec<OpOutcome>,
+}
+
+impl ApplyReport {
+    pub fn all_ok(&self) -> bool {
+        self.outcomes.iter().all(|o| o.result.is_ok())
+    }
+}
+
+/// A DNS provider.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    fn provider_type(&self) -> ProviderType;
+    fn capabilities(&self) -> Capabilities;
+    /// Zones the connection can see.
+    async fn list_zones(&self) -> Result<Vec<ZoneName>, ProviderError>;
+    /// The zone's record sets, or `None` when the zone does not exist.
+    async fn read_zone(&self, zone: &ZoneName) -> Result<Option<ZoneContent>, ProviderError>;
+    /// Applies a plan's operations. Providers check before-values where they can.
+    async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError>;
+    /// Checks that the provider answers and accepts the credentials.
+    async fn test_connection(&self) -> Result<(), ProviderError>;
+    /// Creates and deletes a `_zentralink-probe` TXT record in the zone.
+    async fn probe_write(&self, zone: &ZoneName) -> Result<(), ProviderError>;
+}
+
+/// Refuses a plan the provider cannot carry out, before anything is written.
+pub fn check_capabilities(caps: &Capabilities, plan: &Plan) -> Result<(), ProviderError> {
+    let mut problems = Vec::new();
+    for c in &plan.changes {
+        let t = c.key.rtype;
+        if t == RecordType::ANAME && !caps.alias {
+            problems.push(format!(
+                "{}: the provider does not support ALIAS records",
+                c.key
+            ));
+        } else if let Some(types) = &caps.record_types {
+            if !types.contains(&u16::from(t)) {
+                problems.push(format!(
+                    "{}: the provider does not support {} records",
+                    c.key,
+                    type_name(t)
+                ));
+            }
+        }
+    }
+    if let Some(max) = caps.max_batch {
+        if plan.changes.len() > max {
+            problems.push(format!(
+                "the plan has {} operations; the provider takes at most {max} in one batch",
+                plan.changes.len()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ProviderError::Unsupported(problems.join("; ")))
+    }
+}
+
+/// Resolves a directory named in a manifest against the manifest's own directory.
+pub fn resolve_relative(manifest_file: &str, dir: &str) -> PathBuf {
+    let p = Path::new(dir);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    Path::new(manifest_file)
+        .parent()
+        .map(|parent| parent.join(p))
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
+/// Builds the provider a connection describes.
+pub fn connect(entry: &ConnectionEntry) -> Result<Box<dyn Provider>, ProviderError> {
+    match entry.spec.provider_type {
+        ProviderType::Zonefile => {
+            let dir = entry
+                .spec
+                .zonefile
+                .as_ref()
+                .map(|z| resolve_relative(&entry.origin.file.name, &z.directory))
+                .ok_or_else(|| ProviderError::Unsupported("zonefile settings missing".into()))?;
+            Ok(Box::new(zonefile::ZoneFileProvider::new(dir)))
+        }
+        other => Err(ProviderError::Unsupported(format!(
+            "connection {}/{}: the {} provider is not available in this build yet; only zonefile is",
+            entry.namespace,
+            entry.name,
+            other.as_str()
+        ))),
+    }
+}
+
+/// A provider with the connection's write gate: nothing is written unless the
+/// connection is live-enabled. The check happens before any request leaves the process.
+#[derive(Debug)]
+pub struct GatedProvider {
+    inner: Box<dyn Provider>,
+    live: bool,
+    why_not_live: String,
+}
+
+impl GatedProvider {
+    pub fn new(inner: Box<dyn Provider>, live: bool, why_not_live: impl Into<String>) -> Self {
+        Self {
+            inner,
+            live,
+            why_not_live: why_not_live.into(),
+        }
+    }
+
+    pub fn provider(&self) -> &dyn Provider {
+        self.inner.as_ref()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    pub async fn read_zone(&self, zone: &ZoneName) -> Result<Option<ZoneContent>, ProviderError> {
+        self.inner.read_zone(zone).await
+    }
+
+    pub async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError> {
+        if !self.live {
+            return Err(ProviderError::NotLive(self.why_not_live.clone()));
+        }
+        check_capabilities(&self.inner.capabilities(), plan)?;
+        self.inner.apply(plan).await
+    }
+}

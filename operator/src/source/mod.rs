@@ -1,0 +1,3 @@
+//! Sources of desired state. Does I/O.
+
+pub mod directory;
