@@ -149,12 +149,10 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The line where the document starts.
+    /// The line where the document's content starts (after any `---`).
     pub fn line(&self) -> Option<usize> {
-        self.file
-            .documents()
-            .get(self.document)
-            .map(|d| d.start_line)
+        let doc = self.file.documents().get(self.document)?;
+        Some(doc.first_content_line.unwrap_or(doc.start_line))
     }
 
     /// The line of a field path (`spec.recordSets[3].values[0]`), or of the
@@ -168,7 +166,7 @@ impl Origin {
             }
             match p.rfind(['.', '[']) {
                 Some(cut) => p = &p[..cut],
-                None => return Some(doc.start_line),
+                None => return Some(doc.first_content_line.unwrap_or(doc.start_line)),
             }
         }
     }
@@ -399,6 +397,8 @@ fn typed<T: DeserializeOwned>(value: Value, origin: &Origin) -> Result<T, Diagno
 #[derive(Debug, Default)]
 struct DocumentIndex {
     start_line: usize,
+    /// Line of the first key or value: where a reader sees the document begin.
+    first_content_line: Option<usize>,
     lines: HashMap<String, usize>,
 }
 
@@ -458,6 +458,7 @@ impl MarkedEventReceiver for Indexer {
                 self.stack.clear();
                 self.current = Some(DocumentIndex {
                     start_line: line,
+                    first_content_line: None,
                     lines: HashMap::new(),
                 });
             }
@@ -467,6 +468,9 @@ impl MarkedEventReceiver for Indexer {
                 }
             }
             Event::Scalar(text, ..) => {
+                if let Some(doc) = self.current.as_mut() {
+                    doc.first_content_line.get_or_insert(line);
+                }
                 if self.expecting_key() {
                     if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
                         let p = join(path, &text);
