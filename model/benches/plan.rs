@@ -39,9 +39,9 @@ fn spec(i: usize) -> Spec {
     let host = i / 2;
     let owner = format!("host-{host:05}");
     let (a, b, c) = ((host >> 16) & 0xff, (host >> 8) & 0xff, host & 0xff);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let mut values = vec![format!("10.{a}.{b}.{c}")];
-        if host % 5 == 0 {
+        if host.is_multiple_of(5) {
             values.push(format!("10.{}.{b}.{c}", 128 + a));
         }
         return Spec {
@@ -108,7 +108,7 @@ fn specs(n: usize) -> (Vec<Spec>, Vec<Spec>) {
 }
 
 fn expected_changes(n: usize) -> usize {
-    (0..n).filter(|i| i % 100 == 0).count()
+    (0..n).filter(|i| i.is_multiple_of(100)).count()
 }
 
 fn zone(specs: &[Spec]) -> ZoneContent {

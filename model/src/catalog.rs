@@ -494,17 +494,17 @@ impl Builder {
                 ));
             }
         }
-        if let Some(p) = &spec.powerdns {
-            if let Err(e) = check_url(&p.url) {
-                self.errors.push(origin.diagnostic("spec.powerdns.url", e));
-            }
+        if let Some(p) = &spec.powerdns
+            && let Err(e) = check_url(&p.url)
+        {
+            self.errors.push(origin.diagnostic("spec.powerdns.url", e));
         }
         for (block, settings) in [("hetzner", &spec.hetzner), ("cloudflare", &spec.cloudflare)] {
-            if let Some(url) = settings.as_ref().and_then(|s| s.url.as_ref()) {
-                if let Err(e) = check_url(url) {
-                    self.errors
-                        .push(origin.diagnostic(format!("spec.{block}.url"), e));
-                }
+            if let Some(url) = settings.as_ref().and_then(|s| s.url.as_ref())
+                && let Err(e) = check_url(url)
+            {
+                self.errors
+                    .push(origin.diagnostic(format!("spec.{block}.url"), e));
             }
         }
         if let Some(r) = &spec.rfc2136 {
@@ -521,20 +521,20 @@ impl Builder {
                 self.errors
                     .push(origin.diagnostic("spec.rfc2136.tsigKeyName", e));
             }
-            if let Some(alg) = &r.tsig_algorithm {
-                if !matches!(alg.as_str(), "hmac-sha256" | "hmac-sha512") {
-                    self.errors.push(origin.diagnostic(
-                        "spec.rfc2136.tsigAlgorithm",
-                        format!("{alg:?} is not supported; use hmac-sha256 or hmac-sha512"),
-                    ));
-                }
+            if let Some(alg) = &r.tsig_algorithm
+                && !matches!(alg.as_str(), "hmac-sha256" | "hmac-sha512")
+            {
+                self.errors.push(origin.diagnostic(
+                    "spec.rfc2136.tsigAlgorithm",
+                    format!("{alg:?} is not supported; use hmac-sha256 or hmac-sha512"),
+                ));
             }
         }
-        if let Some(z) = &spec.zonefile {
-            if z.directory.trim().is_empty() {
-                self.errors
-                    .push(origin.diagnostic("spec.zonefile.directory", "a directory is required"));
-            }
+        if let Some(z) = &spec.zonefile
+            && z.directory.trim().is_empty()
+        {
+            self.errors
+                .push(origin.diagnostic("spec.zonefile.directory", "a directory is required"));
         }
         match (&spec.credentials, spec.provider_type) {
             (Some(_), ProviderType::Zonefile) => self.errors.push(origin.diagnostic(
@@ -560,13 +560,13 @@ impl Builder {
                         "set exactly one of secretRef, env, value",
                     ));
                 }
-                if let Some(v) = &c.value {
-                    if !v.starts_with("enc:v1:") {
-                        self.errors.push(origin.diagnostic(
+                if let Some(v) = &c.value
+                    && !v.starts_with("enc:v1:")
+                {
+                    self.errors.push(origin.diagnostic(
                             "spec.credentials.value",
                             "credentials in a manifest must be encrypted (enc:v1:...); make one with `zentralink secrets encrypt`. Never commit a plain secret",
                         ));
-                    }
                 }
             }
         }
@@ -614,18 +614,17 @@ impl Builder {
                 return;
             }
         };
-        if let Some(t) = self.catalog.tenants.get(&tenant) {
-            if !t.allowed_domains.iter().any(|d| zone.is_within(d)) {
-                let allowed: Vec<String> =
-                    t.allowed_domains.iter().map(ToString::to_string).collect();
-                self.errors.push(origin.diagnostic(
-                    "spec.zone",
-                    format!(
-                        "{zone} is not under tenant {tenant:?}'s allowedDomains ({})",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
+        if let Some(t) = self.catalog.tenants.get(&tenant)
+            && !t.allowed_domains.iter().any(|d| zone.is_within(d))
+        {
+            let allowed: Vec<String> = t.allowed_domains.iter().map(ToString::to_string).collect();
+            self.errors.push(origin.diagnostic(
+                "spec.zone",
+                format!(
+                    "{zone} is not under tenant {tenant:?}'s allowedDomains ({})",
+                    allowed.join(", ")
+                ),
+            ));
         }
         if self
             .catalog
@@ -641,10 +640,10 @@ impl Builder {
             ));
         }
         let default_ttl = spec.default_ttl.unwrap_or(DEFAULT_TTL);
-        if let Some(t) = spec.default_ttl {
-            if let Err(e) = check_ttl(t) {
-                self.errors.push(origin.diagnostic("spec.defaultTtl", e));
-            }
+        if let Some(t) = spec.default_ttl
+            && let Err(e) = check_ttl(t)
+        {
+            self.errors.push(origin.diagnostic("spec.defaultTtl", e));
         }
         let mut content = ZoneContent::new(zone.clone());
         let mut first_index: BTreeMap<RrKey, usize> = BTreeMap::new();
@@ -656,11 +655,11 @@ impl Builder {
             let rtype = parse_record_type(&rs.record_type)
                 .map_err(|e| origin.diagnostic(format!("{base}.type"), e));
             let ttl = rs.ttl.unwrap_or(default_ttl);
-            if let Some(t) = rs.ttl {
-                if let Err(e) = check_ttl(t) {
-                    self.errors
-                        .push(origin.diagnostic(format!("{base}.ttl"), e));
-                }
+            if let Some(t) = rs.ttl
+                && let Err(e) = check_ttl(t)
+            {
+                self.errors
+                    .push(origin.diagnostic(format!("{base}.ttl"), e));
             }
             let (owner, rtype) = match (owner, rtype) {
                 (Ok(o), Ok(t)) => (o, t),
@@ -795,10 +794,10 @@ impl Builder {
                         ),
                     ));
                 }
-                if let Some(d) = &cr.spec.plan_digest {
-                    if let Err(e) = d.parse::<crate::digest::PlanDigest>() {
-                        self.errors.push(origin.diagnostic("spec.planDigest", e));
-                    }
+                if let Some(d) = &cr.spec.plan_digest
+                    && let Err(e) = d.parse::<crate::digest::PlanDigest>()
+                {
+                    self.errors.push(origin.diagnostic("spec.planDigest", e));
                 }
                 for (i, c) in cr.spec.changes.iter().enumerate() {
                     if !matches!(c.op.as_str(), "create" | "update" | "delete") {

@@ -186,7 +186,8 @@ pub enum ApplyError {
         "{key}: the zone no longer holds the state the plan was made from (expected {expected}, found {found})"
     )]
     Conflict {
-        key: RrKey,
+        /// The record set, as `name TYPE`.
+        key: String,
         expected: String,
         found: String,
     },
@@ -207,7 +208,7 @@ pub fn apply_plan(actual: &ZoneContent, plan: &Plan) -> Result<ZoneContent, Appl
         let current = next.sets.get(&change.key);
         if current != change.before.as_ref() {
             return Err(ApplyError::Conflict {
-                key: change.key.clone(),
+                key: change.key.to_string(),
                 expected: describe(change.before.as_ref()),
                 found: describe(current),
             });

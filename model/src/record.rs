@@ -285,13 +285,13 @@ fn check_no_ip_target(rtype: RecordType, input: &str) -> Result<(), String> {
         RecordType::SRV => input.split_whitespace().nth(3),
         _ => None,
     };
-    if let Some(t) = target {
-        if t.trim_end_matches('.').parse::<std::net::IpAddr>().is_ok() {
-            return Err(format!(
-                "{} target {t:?} is an IP address; a target must be a host name",
-                type_name(rtype)
-            ));
-        }
+    if let Some(t) = target
+        && t.trim_end_matches('.').parse::<std::net::IpAddr>().is_ok()
+    {
+        return Err(format!(
+            "{} target {t:?} is an IP address; a target must be a host name",
+            type_name(rtype)
+        ));
     }
     Ok(())
 }

@@ -255,14 +255,14 @@ pub fn render_text(report: &PlanReport, color: bool) -> String {
 fn write_value_diff(out: &mut String, c: &ChangeReport, p: &Palette) {
     let before = c.before.as_ref();
     let after = c.after.as_ref();
-    if let (Some(b), Some(a)) = (before, after) {
-        if b.ttl != a.ttl {
-            let _ = writeln!(
-                out,
-                "      ttl {}{}{} -> {}{}{}",
-                p.del, b.ttl, p.reset, p.add, a.ttl, p.reset
-            );
-        }
+    if let (Some(b), Some(a)) = (before, after)
+        && b.ttl != a.ttl
+    {
+        let _ = writeln!(
+            out,
+            "      ttl {}{}{} -> {}{}{}",
+            p.del, b.ttl, p.reset, p.add, a.ttl, p.reset
+        );
     }
     let old: &[String] = before.map(|b| b.values.as_slice()).unwrap_or(&[]);
     let new: &[String] = after.map(|a| a.values.as_slice()).unwrap_or(&[]);
@@ -345,10 +345,10 @@ pub fn render_markdown(report: &PlanReport) -> String {
                 .map(|b| b.values.as_slice())
                 .unwrap_or(&[]);
             let new: &[String] = c.after.as_ref().map(|a| a.values.as_slice()).unwrap_or(&[]);
-            if let (Some(b), Some(a)) = (&c.before, &c.after) {
-                if b.ttl != a.ttl {
-                    let _ = writeln!(out, "- ttl {}\n+ ttl {}", b.ttl, a.ttl);
-                }
+            if let (Some(b), Some(a)) = (&c.before, &c.after)
+                && b.ttl != a.ttl
+            {
+                let _ = writeln!(out, "- ttl {}\n+ ttl {}", b.ttl, a.ttl);
             }
             for v in old.iter().filter(|v| !new.contains(v)) {
                 let _ = writeln!(out, "-     {v}");

@@ -2,6 +2,10 @@
 //! and plain numbers as users write them; `catalog` validates them into typed
 //! values. Doc comments here are what `kubectl explain` shows. Pure.
 
+// Several `printcolumn(type_ = "string", ...)` attributes per kind are not
+// duplicates; clippy's lint misreads kube-derive's attribute syntax.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -79,14 +79,14 @@ fn value_text(rtype: RecordType, seed: u16) -> String {
             ),
         },
         RecordType::MX => {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 format!("{} mx{n}", n % 50)
             } else {
                 format!("{} MX{n}.Example.Test.", n % 50)
             }
         }
         RecordType::CNAME => {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 format!("target{n}")
             } else {
                 format!("host{n}.cdn.example.")

@@ -97,23 +97,23 @@ pub fn check_capabilities(caps: &Capabilities, plan: &Plan) -> Result<(), Provid
                 "{}: the provider does not support ALIAS records",
                 c.key
             ));
-        } else if let Some(types) = &caps.record_types {
-            if !types.contains(&u16::from(t)) {
-                problems.push(format!(
-                    "{}: the provider does not support {} records",
-                    c.key,
-                    type_name(t)
-                ));
-            }
-        }
-    }
-    if let Some(max) = caps.max_batch {
-        if plan.changes.len() > max {
+        } else if let Some(types) = &caps.record_types
+            && !types.contains(&u16::from(t))
+        {
             problems.push(format!(
-                "the plan has {} operations; the provider takes at most {max} in one batch",
-                plan.changes.len()
+                "{}: the provider does not support {} records",
+                c.key,
+                type_name(t)
             ));
         }
+    }
+    if let Some(max) = caps.max_batch
+        && plan.changes.len() > max
+    {
+        problems.push(format!(
+            "the plan has {} operations; the provider takes at most {max} in one batch",
+            plan.changes.len()
+        ));
     }
     if problems.is_empty() {
         Ok(())

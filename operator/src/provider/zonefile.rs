@@ -398,10 +398,10 @@ fn split_generic_lines(
                     default_ttl =
                         hickory_proto::serialize::txt::parse_ttl(t).map_err(|e| e.to_string())?;
                 }
-            } else if first.eq_ignore_ascii_case("$ORIGIN") {
-                if let Some(o) = tokens.get(1) {
-                    origin = Name::parse(o, Some(zone.as_name())).map_err(|e| e.to_string())?;
-                }
+            } else if first.eq_ignore_ascii_case("$ORIGIN")
+                && let Some(o) = tokens.get(1)
+            {
+                origin = Name::parse(o, Some(zone.as_name())).map_err(|e| e.to_string())?;
             }
         }
         let is_generic = !line.starts_with(char::is_whitespace) && is_generic_record(&tokens);
