@@ -328,10 +328,13 @@ fn normalize_names(rdata: RData, origin: &Name) -> Result<RData, String> {
         }
         RData::SVCB(mut svcb) => {
             svcb.target_name = absolute(svcb.target_name, origin)?;
+            // The wire form needs parameters in key order (RFC 9460 section 2.2).
+            svcb.svc_params.sort_by_key(|(k, _)| u16::from(*k));
             RData::SVCB(svcb)
         }
         RData::HTTPS(HTTPS(mut svcb)) => {
             svcb.target_name = absolute(svcb.target_name, origin)?;
+            svcb.svc_params.sort_by_key(|(k, _)| u16::from(*k));
             RData::HTTPS(HTTPS(svcb))
         }
         other => other,
@@ -421,6 +424,8 @@ fn render(rdata: &RData, wire: &[u8]) -> String {
         | RData::SOA(_)
         | RData::SSHFP(_)
         | RData::TLSA(_)
+        | RData::SVCB(_)
+        | RData::HTTPS(_)
         | RData::DNSSEC(_) => rdata.to_string(),
         _ => generic(wire),
     }
@@ -526,6 +531,11 @@ mod tests {
             ),
             ("SVCB", "1 svc.acme.example. alpn=h2,h3 port=8443"),
             ("HTTPS", "1 . alpn=h2"),
+            (
+                "HTTPS",
+                "1 . alpn=h2,h3 ipv4hint=192.0.2.1,192.0.2.2 port=443",
+            ),
+            ("SVCB", "0 svc.acme.example."),
             ("TYPE65280", "\\# 4 0a000001"),
         ];
         for (t, v) in cases {
