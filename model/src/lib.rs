@@ -11,6 +11,7 @@ pub mod policy;
 pub mod record;
 pub mod report;
 pub mod resources;
+pub mod secrets;
 pub mod zone;
 
 pub use diagnostics::{Diagnostic, Diagnostics, FieldError};

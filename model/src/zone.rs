@@ -132,3 +132,52 @@ fn violation(key: &RrKey, message: String) -> ZoneViolation {
         message,
     }
 }
+
+/// A record set as stored in snapshots and history: absolute name, type name,
+/// TTL and canonical presentation values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredRecordSet {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub ttl: u32,
+    pub values: Vec<String>,
+}
+
+impl ZoneContent {
+    /// The content as a list of stored record sets, in canonical order.
+    pub fn to_stored(&self) -> Vec<StoredRecordSet> {
+        self.sets
+            .iter()
+            .map(|(k, s)| StoredRecordSet {
+                name: k.name.to_ascii(),
+                record_type: type_name(k.rtype),
+                ttl: s.ttl,
+                values: s.texts(),
+            })
+            .collect()
+    }
+
+    /// Rebuilds content from stored record sets, parsing every value again.
+    pub fn from_stored(origin: ZoneName, stored: &[StoredRecordSet]) -> Result<Self, String> {
+        let mut content = ZoneContent::new(origin);
+        for (i, s) in stored.iter().enumerate() {
+            let name = content
+                .origin
+                .owner(&s.name)
+                .map_err(|e| format!("record set {i}: {e}"))?;
+            let rtype = crate::record::parse_record_type(&s.record_type)
+                .map_err(|e| format!("record set {i}: {e}"))?;
+            let values = s
+                .values
+                .iter()
+                .map(|v| crate::record::RecordValue::parse(rtype, v, &content.origin))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("record set {i}: {e}"))?;
+            content
+                .sets
+                .insert(RrKey::new(name, rtype), RecordSet::new(s.ttl, values));
+        }
+        Ok(content)
+    }
+}

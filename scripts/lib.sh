@@ -1,0 +1,182 @@
+# shellcheck shell=bash
+# Functions shared by scripts/test.sh and scripts/quickstart.sh: section
+# headers, installing missing Debian packages, starting PostgreSQL, checking
+# the Rust toolchain. Sourced, not run. Installs packages and starts services
+# (I/O on the machine), and only when something is missing.
+
+# What the scripts need, as `command=package` (install the package when the
+# command is absent) or `package` (install it when it is not installed).
+# Extend these lists when a test needs another tool.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+ZL_BUILD_NEEDS=(
+    cc=build-essential
+    git=git
+)
+# shellcheck disable=SC2034
+ZL_TEST_NEEDS=(
+    "${ZL_BUILD_NEEDS[@]}"
+    ssh-keygen=openssh-client      # approval signatures (ssh-keygen -Y sign/verify)
+    named-checkzone=bind9-utils    # zone-file checks
+    pdns-server                    # PowerDNS provider tests
+    pdns-backend-sqlite3
+    bind9                          # RFC 2136 provider tests
+    dnsutils
+    postgresql                     # the store
+)
+
+# The PostgreSQL the tests use.
+ZL_PG_HOST=127.0.0.1
+ZL_PG_PORT=5432
+
+section() {
+    printf '\n==> %s\n' "$*"
+}
+
+info() {
+    printf '    %s\n' "$*"
+}
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "'$*' needs root; run this script as root or install sudo"
+    fi
+}
+
+_zl_package_installed() {
+    command -v dpkg-query >/dev/null 2>&1 &&
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+# Package installs must not start the daemons they ship (named, pdns_server
+# would take port 53): tests start their own servers on loopback. Where the
+# machine has no policy-rc.d, one that refuses service starts is put in place
+# for the install and removed afterwards.
+_ZL_POLICY_RC=/usr/sbin/policy-rc.d
+_zl_policy_rc_ours=0
+
+_zl_block_service_starts() {
+    if [ ! -e "$_ZL_POLICY_RC" ]; then
+        printf '#!/bin/sh\n# Written by ZentraLink scripts/lib.sh for the length of an apt-get install.\nexit 101\n' |
+            as_root tee "$_ZL_POLICY_RC" >/dev/null
+        as_root chmod 755 "$_ZL_POLICY_RC"
+        _zl_policy_rc_ours=1
+        trap _zl_unblock_service_starts EXIT
+    fi
+}
+
+_zl_unblock_service_starts() {
+    if [ "$_zl_policy_rc_ours" -eq 1 ]; then
+        as_root rm -f "$_ZL_POLICY_RC"
+        _zl_policy_rc_ours=0
+    fi
+}
+
+# ensure_packages SPEC...: installs, with apt-get, the packages of the specs
+# (see ZL_TEST_NEEDS) that are missing. Does nothing when nothing is missing.
+ensure_packages() {
+    local spec cmd pkg
+    local -a missing=()
+    for spec in "$@"; do
+        if [[ "$spec" == *=* ]]; then
+            cmd=${spec%%=*}
+            pkg=${spec#*=}
+            command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+        else
+            pkg=$spec
+            if command -v dpkg-query >/dev/null 2>&1; then
+                _zl_package_installed "$pkg" || missing+=("$pkg")
+            fi
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        info "all needed packages are present"
+        return 0
+    fi
+    # Remove duplicates, keep the order.
+    local -a unique=()
+    local seen=" "
+    for pkg in "${missing[@]}"; do
+        if [[ "$seen" != *" $pkg "* ]]; then
+            unique+=("$pkg")
+            seen+="$pkg "
+        fi
+    done
+    if ! command -v apt-get >/dev/null 2>&1; then
+        die "missing packages: ${unique[*]}; this script installs them with apt-get (Debian/Ubuntu); install them by hand on this system"
+    fi
+    info "installing: ${unique[*]}"
+    _zl_block_service_starts
+    local ok=1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || ok=0
+    if [ "$ok" -eq 1 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${unique[@]}" || ok=0
+    fi
+    _zl_unblock_service_starts
+    [ "$ok" -eq 1 ] || die "apt-get could not install: ${unique[*]}"
+}
+
+_zl_pg_ready() {
+    command -v pg_isready >/dev/null 2>&1 &&
+        pg_isready -q -h "$ZL_PG_HOST" -p "$ZL_PG_PORT"
+}
+
+# ensure_postgres: PostgreSQL answers on 127.0.0.1:5432, installing and
+# starting the Debian cluster when it does not.
+ensure_postgres() {
+    if _zl_pg_ready; then
+        info "PostgreSQL is accepting connections on $ZL_PG_HOST:$ZL_PG_PORT"
+        return 0
+    fi
+    if [ ! -d /etc/postgresql ] || [ -z "$(ls -A /etc/postgresql 2>/dev/null)" ]; then
+        ensure_packages postgresql pg_ctlcluster=postgresql-common
+    fi
+    local version
+    # shellcheck disable=SC2012  # cluster versions are plain numbers
+    version=$(ls /etc/postgresql | head -1)
+    [ -n "$version" ] || die "PostgreSQL is installed but has no cluster under /etc/postgresql"
+    if [ ! -d "/etc/postgresql/$version/main" ]; then
+        info "creating cluster $version/main"
+        as_root pg_createcluster "$version" main
+    fi
+    info "starting cluster $version/main"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    local _
+    for _ in $(seq 1 30); do
+        if _zl_pg_ready; then
+            info "PostgreSQL is accepting connections on $ZL_PG_HOST:$ZL_PG_PORT"
+            return 0
+        fi
+        sleep 1
+    done
+    die "PostgreSQL did not come up on $ZL_PG_HOST:$ZL_PG_PORT; see /var/log/postgresql/ and 'pg_lsclusters'"
+}
+
+# ensure_rust: cargo with rustfmt and clippy is on PATH.
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo is not installed: install Rust 1.88 or newer with rustup (https://rustup.rs)"
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 ||
+            die "rustfmt and clippy are needed: install them with your Rust toolchain"
+        rustup component add rustfmt clippy
+    fi
+    info "$(cargo --version)"
+}
+
+# The directory cargo builds into.
+cargo_target_dir() {
+    printf '%s\n' "${CARGO_TARGET_DIR:-target}"
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"; .ci/run calls it). Installs
+# what the tests need when it is missing (Debian packages, a running
+# PostgreSQL on 127.0.0.1:5432), then runs formatting, lints, every test and
+# the doc tests. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+section "Packages"
+ensure_packages "${ZL_TEST_NEEDS[@]}"
+
+section "PostgreSQL"
+ensure_postgres
+
+section "Rust toolchain"
+ensure_rust
+
+section "Example zone files (named-checkzone)"
+# Every zone file in examples/ must load in BIND as it is.
+for zonefile in examples/zonefiles/*/*.zone; do
+    zone=$(basename "$zonefile" .zone)
+    named-checkzone -q -i local "$zone" "$zonefile" ||
+        die "$zonefile does not load in BIND: run 'named-checkzone $zone $zonefile' to see why"
+    info "$zonefile"
+done
+
+section "Formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+section "Lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# Doc tests first (nextest does not run them), so the test summary is the
+# last thing printed.
+section "Doc tests"
+cargo test --workspace --doc
+
+section "Tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    info "cargo-nextest is not installed; running cargo test"
+    cargo test --workspace --no-fail-fast
+fi
+
+section "All checks passed"

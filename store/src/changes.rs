@@ -1,0 +1,372 @@
+//! DNS history: change requests with their plan, digest and state; approvals
+//! with their verification result; one `dns_changes` row per executed
+//! record-set operation with its outcome.
+
+use chrono::{DateTime, Utc};
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::ids::{ApprovalId, ChangeRequestId, SnapshotId, TenantId, ZoneId};
+
+/// The life of a change request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Rejected,
+    Superseded,
+    Expired,
+    Applied,
+    Failed,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "Pending",
+            RequestState::Approved => "Approved",
+            RequestState::Rejected => "Rejected",
+            RequestState::Superseded => "Superseded",
+            RequestState::Expired => "Expired",
+            RequestState::Applied => "Applied",
+            RequestState::Failed => "Failed",
+        }
+    }
+
+    /// The states a request may move to from this one.
+    pub fn may_become(self, next: RequestState) -> bool {
+        use RequestState::*;
+        matches!(
+            (self, next),
+            (Pending, Approved | Rejected | Superseded | Expired)
+                | (Approved, Applied | Failed | Superseded)
+        )
+    }
+}
+
+/// A change request to record.
+#[derive(Debug, Clone)]
+pub struct NewChangeRequest<'a> {
+    pub zone: ZoneId,
+    pub name: &'a str,
+    pub plan: serde_json::Value,
+    pub plan_digest: &'a str,
+    pub requester: &'a str,
+    pub reason: Option<&'a str>,
+    pub rollback_to: Option<SnapshotId>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ChangeRequestRecord {
+    pub id: ChangeRequestId,
+    pub tenant_id: TenantId,
+    pub zone_id: ZoneId,
+    pub name: String,
+    pub plan: serde_json::Value,
+    pub plan_digest: String,
+    pub state: String,
+    pub requester: String,
+    pub reason: Option<String>,
+    pub rollback_to: Option<SnapshotId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+const CR_COLUMNS: &str = "id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, created_at, expires_at, decided_at, applied_at";
+
+/// An approval to record, after verification.
+#[derive(Debug, Clone)]
+pub struct NewApproval<'a> {
+    pub change_request: ChangeRequestId,
+    pub approver: &'a str,
+    pub decision: &'a str,
+    pub plan_digest: &'a str,
+    pub signature: &'a str,
+    pub accepted: bool,
+    /// Why it was accepted or refused.
+    pub verification: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApprovalRecord {
+    pub id: ApprovalId,
+    pub tenant_id: TenantId,
+    pub change_request_id: ChangeRequestId,
+    pub approver: String,
+    pub decision: String,
+    pub plan_digest: String,
+    pub signature: String,
+    pub accepted: bool,
+    pub verification: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outcome of one executed record-set operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeOutcome {
+    pub op: String,
+    pub name: String,
+    pub record_type: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    /// `None` when applied; the provider's message when it failed.
+    pub error: Option<String>,
+}
+
+/// One executed batch.
+#[derive(Debug, Clone)]
+pub struct ExecutedBatch<'a> {
+    pub zone: ZoneId,
+    pub change_request: Option<ChangeRequestId>,
+    pub plan_digest: &'a str,
+    pub pre_snapshot: Option<SnapshotId>,
+    pub post_snapshot: Option<SnapshotId>,
+    pub outcomes: &'a [ChangeOutcome],
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DnsChangeRecord {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub zone_id: ZoneId,
+    pub change_request_id: Option<ChangeRequestId>,
+    pub plan_digest: String,
+    pub op: String,
+    pub name: String,
+    pub record_type: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub pre_snapshot_id: Option<SnapshotId>,
+    pub post_snapshot_id: Option<SnapshotId>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records a change request, or returns the existing one of the same
+    /// (deterministic) name: a gated plan keeps one request while it waits.
+    pub async fn create_change_request(
+        &self,
+        tenant: TenantId,
+        r: &NewChangeRequest<'_>,
+    ) -> Result<ChangeRequestId, StoreError> {
+        let inserted: Option<ChangeRequestId> = sqlx::query_scalar(
+            "INSERT INTO dns_change_requests (id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'Pending', $7, $8, $9, $10)
+             ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id",
+        )
+        .bind(ChangeRequestId::new())
+        .bind(tenant)
+        .bind(r.zone)
+        .bind(r.name)
+        .bind(&r.plan)
+        .bind(r.plan_digest)
+        .bind(r.requester)
+        .bind(r.reason)
+        .bind(r.rollback_to)
+        .bind(r.expires_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        match inserted {
+            Some(id) => Ok(id),
+            None => Ok(self.change_request_by_name(tenant, r.name).await?.id),
+        }
+    }
+
+    pub async fn change_request(
+        &self,
+        tenant: TenantId,
+        id: ChangeRequestId,
+    ) -> Result<ChangeRequestRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn change_request_by_name(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<ChangeRequestRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND name = $2"
+        )))
+        .bind(tenant)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A zone's change requests, newest first.
+    pub async fn change_requests(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+    ) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND zone_id = $2 ORDER BY created_at DESC, id"
+        )))
+        .bind(tenant)
+        .bind(zone)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Moves a request from `from` to `to`. Fails with a conflict when the
+    /// request is no longer in `from` (someone else moved it) or the move is not allowed.
+    pub async fn transition_change_request(
+        &self,
+        tenant: TenantId,
+        id: ChangeRequestId,
+        from: RequestState,
+        to: RequestState,
+    ) -> Result<(), StoreError> {
+        if !from.may_become(to) {
+            return Err(StoreError::Conflict(format!(
+                "a change request cannot go from {} to {}",
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+        let done = sqlx::query(
+            "UPDATE dns_change_requests SET state = $4,
+                decided_at = CASE WHEN $4 IN ('Approved','Rejected','Superseded','Expired') THEN now() ELSE decided_at END,
+                applied_at = CASE WHEN $4 IN ('Applied','Failed') THEN now() ELSE applied_at END
+             WHERE tenant_id = $1 AND id = $2 AND state = $3",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            // Either another tenant's request (not found) or no longer in `from`.
+            let current = self.change_request(tenant, id).await?;
+            return Err(StoreError::Conflict(format!(
+                "change request {} is {}, not {}",
+                current.name,
+                current.state,
+                from.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Marks a zone's pending requests superseded, except the one with `keep_digest`.
+    pub async fn supersede_pending(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        keep_digest: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE dns_change_requests SET state = 'Superseded', decided_at = now()
+             WHERE tenant_id = $1 AND zone_id = $2 AND state IN ('Pending','Approved') AND ($3::text IS NULL OR plan_digest <> $3)",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .bind(keep_digest)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records an approval with its verification result. An approver counts once per request.
+    pub async fn record_approval(
+        &self,
+        tenant: TenantId,
+        a: &NewApproval<'_>,
+    ) -> Result<ApprovalId, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO approvals (id, tenant_id, change_request_id, approver, decision, plan_digest, signature, accepted, verification)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(ApprovalId::new())
+        .bind(tenant)
+        .bind(a.change_request)
+        .bind(a.approver)
+        .bind(a.decision)
+        .bind(a.plan_digest)
+        .bind(a.signature)
+        .bind(a.accepted)
+        .bind(a.verification)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn approvals(
+        &self,
+        tenant: TenantId,
+        request: ChangeRequestId,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, change_request_id, approver, decision, plan_digest, signature, accepted, verification, created_at
+             FROM approvals WHERE tenant_id = $1 AND change_request_id = $2 ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .bind(request)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records every operation of an executed batch, in one transaction.
+    pub async fn record_dns_changes(
+        &self,
+        tenant: TenantId,
+        batch: &ExecutedBatch<'_>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(batch.outcomes.len());
+        for o in batch.outcomes {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO dns_changes (tenant_id, zone_id, change_request_id, plan_digest, op, name, record_type, before, after, outcome, error, pre_snapshot_id, post_snapshot_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+            )
+            .bind(tenant)
+            .bind(batch.zone)
+            .bind(batch.change_request)
+            .bind(batch.plan_digest)
+            .bind(&o.op)
+            .bind(&o.name)
+            .bind(&o.record_type)
+            .bind(&o.before)
+            .bind(&o.after)
+            .bind(if o.error.is_none() { "applied" } else { "failed" })
+            .bind(&o.error)
+            .bind(batch.pre_snapshot)
+            .bind(batch.post_snapshot)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// A zone's recorded changes, newest first.
+    pub async fn dns_changes(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        limit: i64,
+    ) -> Result<Vec<DnsChangeRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, zone_id, change_request_id, plan_digest, op, name, record_type, before, after, outcome, error, pre_snapshot_id, post_snapshot_id, created_at
+             FROM dns_changes WHERE tenant_id = $1 AND zone_id = $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

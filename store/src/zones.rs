@@ -1,0 +1,92 @@
+//! Managed zones: which tenant manages which zone through which connection.
+
+use chrono::{DateTime, Utc};
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::ids::{ConnectionId, TenantId, ZoneId};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ZoneRecord {
+    pub id: ZoneId,
+    pub tenant_id: TenantId,
+    pub namespace: String,
+    pub name: String,
+    pub zone_name: String,
+    pub connection_id: Option<ConnectionId>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, tenant_id, namespace, name, zone_name, connection_id, created_at";
+
+impl Store {
+    /// Registers a zone for a tenant (by namespace and object name). A zone
+    /// name another tenant manages is a conflict: two tenants never manage the same zone.
+    pub async fn upsert_zone(
+        &self,
+        tenant: TenantId,
+        namespace: &str,
+        name: &str,
+        zone_name: &str,
+        connection: Option<ConnectionId>,
+    ) -> Result<ZoneId, StoreError> {
+        let existing: Option<(TenantId, ZoneId)> =
+            sqlx::query_as("SELECT tenant_id, id FROM zones WHERE zone_name = $1")
+                .bind(zone_name)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some((owner, _)) = existing {
+            if owner != tenant {
+                return Err(StoreError::Conflict(format!(
+                    "zone {zone_name} is managed by another tenant"
+                )));
+            }
+        }
+        Ok(sqlx::query_scalar(
+            "INSERT INTO zones (id, tenant_id, namespace, name, zone_name, connection_id) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, namespace, name) DO UPDATE SET zone_name = EXCLUDED.zone_name, connection_id = EXCLUDED.connection_id
+             RETURNING id",
+        )
+        .bind(ZoneId::new())
+        .bind(tenant)
+        .bind(namespace)
+        .bind(name)
+        .bind(zone_name)
+        .bind(connection)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn zone(&self, tenant: TenantId, id: ZoneId) -> Result<ZoneRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn zone_by_name(
+        &self,
+        tenant: TenantId,
+        zone_name: &str,
+    ) -> Result<ZoneRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 AND zone_name = $2"
+        )))
+        .bind(tenant)
+        .bind(zone_name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn zones(&self, tenant: TenantId) -> Result<Vec<ZoneRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 ORDER BY zone_name"
+        )))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
