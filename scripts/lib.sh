@@ -180,3 +180,24 @@ ensure_rust() {
 cargo_target_dir() {
     printf '%s\n' "${CARGO_TARGET_DIR:-target}"
 }
+
+# ensure_database_url: exports DATABASE_URL for the tests when it is not set:
+# the local server as the postgres superuser (tests create and drop their own
+# databases). Where TCP connections need a password (a stock Debian cluster),
+# a password is set for the local postgres role and used.
+ensure_database_url() {
+    if [ -n "${DATABASE_URL:-}" ]; then
+        info "DATABASE_URL is set"
+        return 0
+    fi
+    local url="postgres://postgres@$ZL_PG_HOST:$ZL_PG_PORT/postgres"
+    if ! psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then
+        info "setting a password for the local postgres role (TCP connections need one here)"
+        as_root su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD 'zentralink-test'\"" >/dev/null
+        url="postgres://postgres:zentralink-test@$ZL_PG_HOST:$ZL_PG_PORT/postgres"
+        export PGPASSWORD=zentralink-test
+        psql "$url" -Atqc 'select 1' >/dev/null 2>&1 || die "cannot connect to PostgreSQL at $ZL_PG_HOST:$ZL_PG_PORT as postgres; set DATABASE_URL"
+    fi
+    export DATABASE_URL="$url"
+    info "DATABASE_URL=postgres://postgres@$ZL_PG_HOST:$ZL_PG_PORT/postgres"
+}

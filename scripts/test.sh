@@ -13,6 +13,7 @@ ensure_packages "${ZL_TEST_NEEDS[@]}"
 
 section "PostgreSQL"
 ensure_postgres
+ensure_database_url
 
 section "Rust toolchain"
 ensure_rust

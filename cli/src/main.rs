@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use zentralink_model::report::{render_markdown, render_text};
+use zentralink_model::secrets::{EncryptionKey, Keyring, SecretString};
 use zentralink_operator::planner::plan_all;
 use zentralink_operator::source::directory::load_catalog;
+use zentralink_store::{ConnectRetry, Store};
 
 /// ZentraLink: a GitOps control plane for DNS.
 #[derive(Debug, Parser)]
@@ -42,12 +44,33 @@ enum Command {
         #[arg(long)]
         exit_code: bool,
     },
+    /// Apply the database migrations in DATABASE_URL (also done at start-up by the operator and web service).
+    Migrate,
+    /// Encrypt values for git-tracked YAML, generate keys, re-encrypt stored secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Encrypt a value read from standard input (or --value) with PLATFORM_ENCRYPTION_KEY; prints enc:v1:...
+    Encrypt {
+        /// The value; prefer standard input, which keeps it out of the shell history.
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// Print a new random PLATFORM_ENCRYPTION_KEY (32 bytes, base64).
+    GenerateKey,
+    /// Re-encrypt every stored secret under PLATFORM_ENCRYPTION_KEY (after rotating: the old key in PLATFORM_ENCRYPTION_KEY_PREVIOUS).
+    Reencrypt,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -85,7 +108,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             exit_code,
         } => plan(&paths, format, color, exit_code),
         Command::Crds { out } => crds(out),
+        Command::Migrate => runtime()?.block_on(migrate()),
+        Command::Secrets { command } => secrets(command),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn keyring() -> anyhow::Result<Keyring> {
+    let current = std::env::var("PLATFORM_ENCRYPTION_KEY").ok();
+    let previous = std::env::var("PLATFORM_ENCRYPTION_KEY_PREVIOUS").ok();
+    Ok(Keyring::from_values(
+        current.as_deref(),
+        previous.as_deref(),
+    )?)
+}
+
+async fn open_store() -> anyhow::Result<Store> {
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not set; point it at PostgreSQL, e.g. postgres://zentralink@127.0.0.1:5432/zentralink"))?;
+    let store = Store::connect(&url, keyring()?, ConnectRetry::default()).await?;
+    Ok(store)
+}
+
+async fn migrate() -> anyhow::Result<ExitCode> {
+    let store = open_store().await?;
+    store.migrate().await?;
+    println!(
+        "database schema is current ({} migrations)",
+        zentralink_store::MIGRATOR.iter().count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn secrets(command: SecretsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SecretsCommand::GenerateKey => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+            println!("{}", EncryptionKey::from_bytes(key).to_base64());
+        }
+        SecretsCommand::Encrypt { value } => {
+            let ring = keyring()?;
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .context("cannot read standard input")?;
+                    s.trim_end_matches(['\n', '\r']).to_owned()
+                }
+            };
+            if value.is_empty() {
+                anyhow::bail!("nothing to encrypt: pass the value on standard input");
+            }
+            println!(
+                "{}",
+                ring.seal(&SecretString::new(value), zentralink_store::fresh_nonce()?)
+            );
+        }
+        SecretsCommand::Reencrypt => {
+            let rt = runtime()?;
+            let moved = rt.block_on(async {
+                let store = open_store().await?;
+                store.migrate().await?;
+                anyhow::Ok(store.reencrypt_secrets().await?)
+            })?;
+            println!(
+                "re-encrypted {moved} stored secret(s) under key {}",
+                keyring()?.current_id()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -130,11 +231,7 @@ fn plan(
         );
         return Ok(ExitCode::from(1));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(plan_all(&catalog));
+    let report = runtime()?.block_on(plan_all(&catalog));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Markdown => render_markdown(&report),

@@ -35,12 +35,12 @@ impl Store {
                 .bind(zone_name)
                 .fetch_optional(&self.pool)
                 .await?;
-        if let Some((owner, _)) = existing {
-            if owner != tenant {
-                return Err(StoreError::Conflict(format!(
-                    "zone {zone_name} is managed by another tenant"
-                )));
-            }
+        if let Some((owner, _)) = existing
+            && owner != tenant
+        {
+            return Err(StoreError::Conflict(format!(
+                "zone {zone_name} is managed by another tenant"
+            )));
         }
         Ok(sqlx::query_scalar(
             "INSERT INTO zones (id, tenant_id, namespace, name, zone_name, connection_id) VALUES ($1, $2, $3, $4, $5, $6)
