@@ -1,6 +1,8 @@
 //! scripts/backup.sh and scripts/restore.sh against the real PostgreSQL:
 //! back up, drop the database, restore, and compare every table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

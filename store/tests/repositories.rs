@@ -2,6 +2,8 @@
 //! Needs DATABASE_URL pointing at a server where databases can be created
 //! (scripts/test.sh sets it and starts PostgreSQL).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

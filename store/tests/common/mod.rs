@@ -1,4 +1,5 @@
 //! Shared fixtures for store tests: keyrings and a seeded tenant pair.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use chrono::{Duration, Utc};
