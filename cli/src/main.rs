@@ -13,6 +13,11 @@ use zentralink_operator::planner::plan_all;
 use zentralink_operator::source::directory::load_catalog;
 use zentralink_store::{ConnectRetry, Store};
 
+/// mimalloc: plans and validation of large zones allocate many small values;
+/// it is about twice as fast as the system allocator there (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// ZentraLink: a GitOps control plane for DNS.
 #[derive(Debug, Parser)]
 #[command(name = "zentralink", version, about, propagate_version = true)]

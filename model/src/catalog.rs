@@ -2,7 +2,7 @@
 //! connections of their tenant, zones lie under allowed domains, no zone is
 //! managed twice. Turns loaded documents into typed, validated entries. Pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::diagnostics::Diagnostics;
 use crate::documents::{LoadedObject, Origin, Resource};
@@ -646,7 +646,7 @@ impl Builder {
             self.errors.push(origin.diagnostic("spec.defaultTtl", e));
         }
         let mut content = ZoneContent::new(zone.clone());
-        let mut first_index: BTreeMap<RrKey, usize> = BTreeMap::new();
+        let mut first_index: HashMap<RrKey, usize> = HashMap::with_capacity(spec.record_sets.len());
         for (i, rs) in spec.record_sets.iter().enumerate() {
             let base = format!("spec.recordSets[{i}]");
             let owner = zone

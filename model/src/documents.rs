@@ -191,7 +191,18 @@ pub struct LoadedObject {
 
 /// Parses every document of a YAML file. Returns the objects that parsed
 /// and an error for each document that did not.
+///
+/// Valid files take a fast path that deserializes each `spec` straight into
+/// its type; when anything is wrong, the file is read again on the careful
+/// path, which finds every error with its line and field path.
 pub fn parse_documents(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diagnostics) {
+    if let Some(objects) = fast::parse(file) {
+        return (objects, Diagnostics::default());
+    }
+    parse_documents_carefully(file)
+}
+
+fn parse_documents_carefully(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diagnostics) {
     let mut objects = Vec::new();
     let mut errors = Diagnostics::default();
     for (document, de) in serde_yaml::Deserializer::from_str(file.text()).enumerate() {
@@ -221,6 +232,189 @@ pub fn parse_documents(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diagnostic
         }
     }
     (objects, errors)
+}
+
+/// The fast path: one pass per document, `spec` typed by the `kind` read before it.
+mod fast {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_yaml::Value;
+
+    use super::{
+        API_VERSION, Approval, DnsChangeRequest, DnsSnapshot, DnsZone, Kind, LoadedObject,
+        METADATA, Origin, ProviderConnection, Resource, SourceFile, Tenant, TenantPolicy,
+    };
+    use crate::resources::{
+        ApprovalSpec, DnsChangeRequestSpec, DnsSnapshotSpec, DnsZoneSpec, ProviderConnectionSpec,
+        TenantPolicySpec, TenantSpec,
+    };
+
+    enum Spec {
+        Tenant(TenantSpec),
+        TenantPolicy(TenantPolicySpec),
+        ProviderConnection(ProviderConnectionSpec),
+        DnsZone(DnsZoneSpec),
+        DnsChangeRequest(DnsChangeRequestSpec),
+        Approval(ApprovalSpec),
+        DnsSnapshot(DnsSnapshotSpec),
+    }
+
+    enum Doc {
+        Empty,
+        Object {
+            kind: Kind,
+            metadata: Value,
+            spec: Spec,
+        },
+    }
+
+    struct SpecSeed(Kind);
+
+    impl<'de> de::DeserializeSeed<'de> for SpecSeed {
+        type Value = Spec;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Spec, D::Error> {
+            Ok(match self.0 {
+                Kind::Tenant => Spec::Tenant(TenantSpec::deserialize(d)?),
+                Kind::TenantPolicy => Spec::TenantPolicy(TenantPolicySpec::deserialize(d)?),
+                Kind::ProviderConnection => {
+                    Spec::ProviderConnection(ProviderConnectionSpec::deserialize(d)?)
+                }
+                Kind::DnsZone => Spec::DnsZone(DnsZoneSpec::deserialize(d)?),
+                Kind::DnsChangeRequest => {
+                    Spec::DnsChangeRequest(DnsChangeRequestSpec::deserialize(d)?)
+                }
+                Kind::Approval => Spec::Approval(ApprovalSpec::deserialize(d)?),
+                Kind::DnsSnapshot => Spec::DnsSnapshot(DnsSnapshotSpec::deserialize(d)?),
+            })
+        }
+    }
+
+    struct DocVisitor;
+
+    impl<'de> Visitor<'de> for DocVisitor {
+        type Value = Doc;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a ZentraLink resource")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Doc, E> {
+            Ok(Doc::Empty)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Doc, E> {
+            Ok(Doc::Empty)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+            let mut api_version = false;
+            let mut kind = None;
+            let mut metadata = None;
+            let mut spec = None;
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "apiVersion" => api_version = map.next_value::<String>()? == API_VERSION,
+                    "kind" => kind = Kind::parse(&map.next_value::<String>()?),
+                    "metadata" => metadata = Some(map.next_value::<Value>()?),
+                    "spec" => match kind {
+                        Some(k) => spec = Some(map.next_value_seed(SpecSeed(k))?),
+                        // kind after spec: leave it to the careful path
+                        None => return Err(de::Error::custom("kind after spec")),
+                    },
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        return Err(de::Error::custom("unknown field"));
+                    }
+                }
+            }
+            match (api_version, kind, metadata, spec) {
+                (true, Some(kind), Some(metadata), Some(spec)) => Ok(Doc::Object {
+                    kind,
+                    metadata,
+                    spec,
+                }),
+                _ => Err(de::Error::custom("incomplete document")),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Doc {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
+            d.deserialize_any(DocVisitor)
+        }
+    }
+
+    /// `None` when any document is not plainly valid.
+    pub(super) fn parse(file: &Arc<SourceFile>) -> Option<Vec<LoadedObject>> {
+        let mut objects = Vec::new();
+        for (document, de) in serde_yaml::Deserializer::from_str(file.text()).enumerate() {
+            let Doc::Object {
+                kind,
+                metadata,
+                spec,
+            } = Doc::deserialize(de).ok()?
+            else {
+                continue;
+            };
+            let origin = Origin {
+                file: Arc::clone(file),
+                document,
+            };
+            let Value::Mapping(m) = &metadata else {
+                return None;
+            };
+            if m.keys()
+                .any(|k| !k.as_str().is_some_and(|k| METADATA.contains(&k)))
+            {
+                return None;
+            }
+            super::check_metadata(Some(&metadata), kind, &origin).ok()?;
+            let meta = serde_yaml::from_value(metadata).ok()?;
+            let resource = match spec {
+                Spec::Tenant(spec) => Resource::Tenant(Tenant {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+                Spec::TenantPolicy(spec) => Resource::TenantPolicy(TenantPolicy {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+                Spec::ProviderConnection(spec) => {
+                    Resource::ProviderConnection(ProviderConnection {
+                        metadata: meta,
+                        spec,
+                        status: None,
+                    })
+                }
+                Spec::DnsZone(spec) => Resource::DnsZone(DnsZone {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+                Spec::DnsChangeRequest(spec) => Resource::DnsChangeRequest(DnsChangeRequest {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+                Spec::Approval(spec) => Resource::Approval(Approval {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+                Spec::DnsSnapshot(spec) => Resource::DnsSnapshot(DnsSnapshot {
+                    metadata: meta,
+                    spec,
+                    status: None,
+                }),
+            };
+            objects.push(LoadedObject { resource, origin });
+        }
+        Some(objects)
+    }
 }
 
 fn strip_location(msg: &str) -> String {
@@ -605,6 +799,30 @@ spec:
             "{}",
             errors
         );
+    }
+
+    #[test]
+    fn fast_and_careful_paths_agree() {
+        let text = format!(
+            "{ZONE}---\n---\n{}",
+            ZONE.replace("name: acme\n", "name: acme2\n")
+        );
+        let file = SourceFile::new("zones/acme.yaml", text.as_str());
+        let fast = fast::parse(&file).unwrap_or_else(|| panic!("valid input takes the fast path"));
+        let (careful, errors) = parse_documents_carefully(&file);
+        assert!(errors.is_empty());
+        assert_eq!(fast.len(), 2);
+        for (f, c) in fast.iter().zip(&careful) {
+            assert_eq!(format!("{:?}", f.resource), format!("{:?}", c.resource));
+            assert_eq!(f.origin.document, c.origin.document);
+        }
+        // kind after spec still loads, through the careful path
+        let reordered = "apiVersion: dns.zentralink.net/v1alpha1\nmetadata: { name: t }\nspec: { displayName: T, namespaces: [t], allowedDomains: [t.example.] }\nkind: Tenant\n";
+        let file = SourceFile::new("t.yaml", reordered);
+        assert!(fast::parse(&file).is_none());
+        let (objects, errors) = parse_documents(&file);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(objects.len(), 1);
     }
 
     #[test]

@@ -80,25 +80,62 @@ pub fn is_server_generated(rtype: RecordType) -> bool {
 
 /// The key of a record set: owner name (absolute, lower case) and type.
 /// Ordered by DNS canonical name order (RFC 4034 section 6.1), then type code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// The order is computed once, at construction, into a byte string whose
+/// plain byte order is the canonical order: the labels from the rightmost,
+/// lower-cased, each byte 0x00 escaped as 0x00 0x01 and each label ended by
+/// 0x00 0x00. Comparing keys is then a `memcmp`, which keeps maps of 100,000
+/// record sets fast.
+#[derive(Debug, Clone)]
 pub struct RrKey {
     pub name: Name,
     pub rtype: RecordType,
+    order: Box<[u8]>,
 }
 
 impl RrKey {
     pub fn new(name: Name, rtype: RecordType) -> Self {
-        Self {
-            name: name.to_lowercase(),
-            rtype,
+        let name = name.to_lowercase();
+        let order = canonical_order_key(&name);
+        Self { name, rtype, order }
+    }
+}
+
+fn canonical_order_key(name: &Name) -> Box<[u8]> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let mut out = Vec::with_capacity(name.len() + 2 * labels.len());
+    for label in labels.iter().rev() {
+        for &b in *label {
+            if b == 0 {
+                out.extend_from_slice(&[0, 1]);
+            } else {
+                out.push(b.to_ascii_lowercase());
+            }
         }
+        out.extend_from_slice(&[0, 0]);
+    }
+    out.into_boxed_slice()
+}
+
+impl PartialEq for RrKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.rtype == other.rtype && self.order == other.order
+    }
+}
+
+impl Eq for RrKey {}
+
+impl std::hash::Hash for RrKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.order.hash(state);
+        u16::from(self.rtype).hash(state);
     }
 }
 
 impl Ord for RrKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.name
-            .cmp(&other.name)
+        self.order
+            .cmp(&other.order)
             .then_with(|| u16::from(self.rtype).cmp(&u16::from(other.rtype)))
     }
 }
@@ -647,6 +684,72 @@ mod tests {
         );
         assert!(parse_record_type("ANY").is_err());
         assert!(parse_record_type("BOGUS").is_err());
+    }
+
+    #[test]
+    fn key_order_is_dns_canonical_order() {
+        // RFC 4034 section 6.1's example, shuffled.
+        let names = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "*.z.example.",
+        ];
+        let mut keys: Vec<RrKey> = names
+            .iter()
+            .rev()
+            .map(|n| {
+                RrKey::new(
+                    Name::from_ascii(n).unwrap_or_else(|e| panic!("{n}: {e}")),
+                    RecordType::A,
+                )
+            })
+            .collect();
+        keys.sort();
+        let sorted: Vec<String> = keys.iter().map(|k| k.name.to_ascii()).collect();
+        let mut by_hickory: Vec<Name> = names
+            .iter()
+            .map(|n| Name::from_ascii(n).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        by_hickory.sort_by(|a, b| a.cmp(b));
+        let expected: Vec<String> = by_hickory
+            .iter()
+            .map(|n| n.to_lowercase().to_ascii())
+            .collect();
+        assert_eq!(sorted, expected);
+        assert_eq!(sorted[0], "example.");
+        assert_eq!(sorted[1], "a.example.");
+        assert_eq!(sorted.last().map(String::as_str), Some("*.z.example."));
+        let www_a = RrKey::new(
+            Name::from_ascii("WWW.example.").unwrap_or_else(|e| panic!("{e}")),
+            RecordType::A,
+        );
+        let www_a2 = RrKey::new(
+            Name::from_ascii("www.example.").unwrap_or_else(|e| panic!("{e}")),
+            RecordType::A,
+        );
+        let www_mx = RrKey::new(
+            Name::from_ascii("www.example.").unwrap_or_else(|e| panic!("{e}")),
+            RecordType::MX,
+        );
+        assert_eq!(www_a, www_a2);
+        // binary labels order by their bytes, 0x00 below everything
+        let label = |b: &'static [u8]| {
+            let n = Name::from_labels(vec![b, b"z".as_slice(), b"example".as_slice()])
+                .unwrap_or_else(|e| panic!("{e}"));
+            RrKey::new(n, RecordType::A)
+        };
+        let star = RrKey::new(
+            Name::from_ascii("*.z.example.").unwrap_or_else(|e| panic!("{e}")),
+            RecordType::A,
+        );
+        assert!(label(b"\x00") < label(b"\x01"));
+        assert!(label(b"\x01") < star);
+        assert!(label(b"a") < label(b"a\x00"));
+        assert!(www_a < www_mx);
     }
 
     #[test]

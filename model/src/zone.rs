@@ -59,11 +59,21 @@ impl ZoneContent {
     pub fn violations(&self) -> Vec<ZoneViolation> {
         let mut out = Vec::new();
         let apex = self.origin.as_name();
-        let mut by_name: BTreeMap<&hickory_proto::rr::Name, Vec<RecordType>> = BTreeMap::new();
-        for key in self.sets.keys() {
-            by_name.entry(&key.name).or_default().push(key.rtype);
-        }
-        for (key, set) in &self.sets {
+        // Keys are in name order, so the types of one name are adjacent.
+        let keys: Vec<&RrKey> = self.sets.keys().collect();
+        let types_at = |i: usize| -> Vec<RecordType> {
+            let name = &keys[i].name;
+            let start = keys[..i]
+                .iter()
+                .rposition(|k| &k.name != name)
+                .map_or(0, |p| p + 1);
+            keys[start..]
+                .iter()
+                .take_while(|k| &k.name == name)
+                .map(|k| k.rtype)
+                .collect()
+        };
+        for (i, (key, set)) in self.sets.iter().enumerate() {
             let at_apex = &key.name == apex;
             match key.rtype {
                 RecordType::CNAME => {
@@ -82,10 +92,8 @@ impl ZoneContent {
                             "a CNAME record set must have exactly one value".into(),
                         ));
                     }
-                    let others: Vec<String> = by_name
-                        .get(&key.name)
-                        .into_iter()
-                        .flatten()
+                    let others: Vec<String> = types_at(i)
+                        .iter()
                         .filter(|t| {
                             !matches!(t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC)
                         })
