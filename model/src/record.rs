@@ -714,7 +714,7 @@ mod tests {
             .iter()
             .map(|n| Name::from_ascii(n).unwrap_or_else(|e| panic!("{e}")))
             .collect();
-        by_hickory.sort_by(|a, b| a.cmp(b));
+        by_hickory.sort();
         let expected: Vec<String> = by_hickory
             .iter()
             .map(|n| n.to_lowercase().to_ascii())
