@@ -282,3 +282,71 @@ fn crds_print_and_write() {
     assert!(out.status.success());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 7);
 }
+
+/// Each file in tests/fixtures/invalid/ fails in exactly one way: one error,
+/// at the line and field path its `# expect-at:` header names, with its
+/// `# expect-error:` fragment in the message.
+#[test]
+fn every_invalid_fixture_gives_its_own_error() {
+    let root = repo_root();
+    let dir = root.join("tests/fixtures/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "fixtures: {files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .unwrap_or_else(|| panic!("{}: no `# {key}:` header", file.display()))
+                .to_owned()
+        };
+        let fragment = header("expect-error");
+        let at = header("expect-at");
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let out = zentralink(&["validate", &rel], &root);
+        assert_eq!(out.status.code(), Some(1), "{rel} must be refused");
+        let stderr = text_of(&out.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&rel)).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{rel}: expected exactly one error, got:\n{stderr}"
+        );
+        let expected_prefix = format!("{rel}:{at}: ");
+        assert!(
+            errors[0].starts_with(&expected_prefix),
+            "{rel}: expected the error at {at}, got {}",
+            errors[0]
+        );
+        assert!(
+            errors[0].contains(&fragment),
+            "{rel}: expected {fragment:?} in {}",
+            errors[0]
+        );
+        // plan refuses the same input and writes nothing
+        let out = zentralink(&["plan", &rel, "--format", "json"], &root);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{rel}: plan must refuse invalid input"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{rel}: plan printed a plan for invalid input"
+        );
+    }
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
