@@ -2,6 +2,7 @@
 //! record-set operations with a per-operation outcome, test the connection,
 //! probe write permission. Does I/O.
 
+pub mod resilience;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
@@ -44,6 +45,10 @@ pub enum ProviderError {
     InvalidAnswer(String),
     #[error("refused before sending: {0}")]
     NotLive(String),
+    #[error("rate limited by the provider: {0}")]
+    RateLimited(String),
+    #[error("outcome unknown: {0}")]
+    Uncertain(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
