@@ -248,6 +248,7 @@ async fn unsupported_types_are_refused_before_writing() {
         atomic_batch: true,
         alias: false,
         max_batch: None,
+        lists_zones: true,
     };
     let err = check_capabilities(&caps, &plan).unwrap_err();
     assert!(err.to_string().contains("ALIAS"), "{err}");

@@ -2,7 +2,12 @@
 //! record-set operations with a per-operation outcome, test the connection,
 //! probe write permission. Does I/O.
 
+pub mod cloudflare;
+pub mod credentials;
+pub mod hetzner;
+pub mod powerdns;
 pub mod resilience;
+pub mod rfc2136;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
@@ -28,6 +33,8 @@ pub struct Capabilities {
     pub alias: bool,
     /// Most operations in one batch; `None` for no limit.
     pub max_batch: Option<usize>,
+    /// Whether `list_zones` can enumerate the provider's zones (RFC 2136 cannot).
+    pub lists_zones: bool,
 }
 
 /// Why a provider call failed. Messages never hold credentials.
@@ -139,25 +146,74 @@ pub fn resolve_relative(manifest_file: &str, dir: &str) -> PathBuf {
         .unwrap_or_else(|| p.to_path_buf())
 }
 
-/// Builds the provider a connection describes.
-pub fn connect(entry: &ConnectionEntry) -> Result<Box<dyn Provider>, ProviderError> {
-    match entry.spec.provider_type {
+/// Builds the provider a connection describes, resolving its credentials.
+pub fn connect_with(
+    entry: &ConnectionEntry,
+    sources: &credentials::CredentialSources<'_>,
+) -> Result<Box<dyn Provider>, ProviderError> {
+    let spec = &entry.spec;
+    let limits = resilience::Limits::from_spec(spec.limits.as_ref());
+    let missing = |block: &str| {
+        ProviderError::Unsupported(format!(
+            "connection {}/{}: spec.{block} is missing",
+            entry.namespace, entry.name
+        ))
+    };
+    let secret = || match &spec.credentials {
+        Some(c) => sources.resolve(&entry.namespace, c),
+        None => Err(ProviderError::Authentication(format!(
+            "connection {}/{} has no credentials",
+            entry.namespace, entry.name
+        ))),
+    };
+    match spec.provider_type {
         ProviderType::Zonefile => {
-            let dir = entry
-                .spec
+            let dir = spec
                 .zonefile
                 .as_ref()
                 .map(|z| resolve_relative(&entry.origin.file.name, &z.directory))
-                .ok_or_else(|| ProviderError::Unsupported("zonefile settings missing".into()))?;
+                .ok_or_else(|| missing("zonefile"))?;
             Ok(Box::new(zonefile::ZoneFileProvider::new(dir)))
         }
-        other => Err(ProviderError::Unsupported(format!(
-            "connection {}/{}: the {} provider is not available in this build yet; only zonefile is",
-            entry.namespace,
-            entry.name,
-            other.as_str()
-        ))),
+        ProviderType::Powerdns => {
+            let settings = spec.powerdns.as_ref().ok_or_else(|| missing("powerdns"))?;
+            powerdns::PowerDnsProvider::connect(settings, secret()?, limits)
+        }
+        ProviderType::Rfc2136 => {
+            let settings = spec.rfc2136.as_ref().ok_or_else(|| missing("rfc2136"))?;
+            rfc2136::Rfc2136Provider::connect(settings, secret()?, limits)
+        }
+        ProviderType::Hetzner => {
+            let settings = spec.hetzner.clone().unwrap_or_default();
+            hetzner::HetznerProvider::connect(&settings, secret()?, limits)
+        }
+        ProviderType::Cloudflare => {
+            let settings = spec.cloudflare.clone().unwrap_or_default();
+            cloudflare::CloudflareProvider::connect(&settings, secret()?, limits)
+        }
     }
+}
+
+/// Builds the provider a connection describes, with credentials from the
+/// environment and PLATFORM_ENCRYPTION_KEY when it is set.
+pub fn connect(entry: &ConnectionEntry) -> Result<Box<dyn Provider>, ProviderError> {
+    let keyring = zentralink_model::secrets::Keyring::from_values(
+        std::env::var("PLATFORM_ENCRYPTION_KEY").ok().as_deref(),
+        std::env::var("PLATFORM_ENCRYPTION_KEY_PREVIOUS")
+            .ok()
+            .as_deref(),
+    )
+    .ok();
+    let sources = credentials::CredentialSources {
+        keyring: keyring.as_ref(),
+        ..Default::default()
+    };
+    connect_with(entry, &sources)
+}
+
+/// Makes rustls use the `ring` crypto provider (once per process) for HTTPS providers.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A provider with the connection's write gate: nothing is written unless the

@@ -93,6 +93,7 @@ impl Provider for ZoneFileProvider {
             atomic_batch: true,
             alias: false,
             max_batch: None,
+            lists_zones: true,
         }
     }
 
