@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use zentralink_model::report::{render_markdown, render_text};
 use zentralink_model::secrets::{EncryptionKey, Keyring, SecretString};
+use zentralink_operator::liveness::check;
 use zentralink_operator::planner::plan_all;
+use zentralink_operator::provider::connect;
 use zentralink_operator::source::directory::load_catalog;
 use zentralink_store::{ConnectRetry, Store};
 
@@ -49,6 +51,32 @@ enum Command {
         #[arg(long)]
         exit_code: bool,
     },
+    /// Check provider connections: the connection test and, for connections meant to write, the write probe.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
+    /// Write a DnsZone manifest of a live zone, so it comes under management without a diff.
+    Import {
+        /// Files or directories of YAML manifests that declare the connection.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The ProviderConnection, as NAMESPACE/NAME.
+        #[arg(long)]
+        connection: String,
+        /// The zone to import, e.g. acme.example.
+        #[arg(long)]
+        zone: String,
+        /// Name of the DnsZone object (default: the zone name with dots as dashes).
+        #[arg(long)]
+        name: Option<String>,
+        /// Declare the apex NS set too (otherwise the provider keeps managing it).
+        #[arg(long)]
+        include_apex_ns: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Apply the database migrations in DATABASE_URL (also done at start-up by the operator and web service).
     Migrate,
     /// Encrypt values for git-tracked YAML, generate keys, re-encrypt stored secrets.
@@ -61,6 +89,20 @@ enum Command {
         /// Write `<name>.yaml` files into this directory instead of printing.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProviderCommand {
+    /// Run the connection test, and the write probe where the connection asks for live writes.
+    /// Exit 0 when every check passed, 1 otherwise. With DATABASE_URL set, results are recorded.
+    Test {
+        /// Files or directories of YAML manifests.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only this connection, as NAMESPACE/NAME (default: every connection).
+        #[arg(long)]
+        connection: Option<String>,
     },
 }
 
@@ -114,8 +156,257 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => plan(&paths, format, color, exit_code),
         Command::Crds { out } => crds(out),
         Command::Migrate => runtime()?.block_on(migrate()),
+        Command::Provider {
+            command: ProviderCommand::Test { paths, connection },
+        } => runtime()?.block_on(provider_test(&paths, connection.as_deref())),
+        Command::Import {
+            paths,
+            connection,
+            zone,
+            name,
+            include_apex_ns,
+            out,
+        } => runtime()?.block_on(import(
+            &paths,
+            &connection,
+            &zone,
+            name,
+            include_apex_ns,
+            out,
+        )),
         Command::Secrets { command } => secrets(command),
     }
+}
+
+fn load_valid(paths: &[PathBuf]) -> anyhow::Result<zentralink_model::catalog::Catalog> {
+    let (catalog, errors) = load_catalog(paths);
+    if !errors.is_empty() {
+        for e in errors.iter() {
+            eprintln!("{e}");
+        }
+        anyhow::bail!(
+            "{} error(s) in the manifests; fix them first (zentralink validate)",
+            errors.len()
+        );
+    }
+    Ok(catalog)
+}
+
+fn split_ref(reference: &str) -> anyhow::Result<(&str, &str)> {
+    reference
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{reference:?}: write the connection as NAMESPACE/NAME"))
+}
+
+async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let catalog = load_valid(paths)?;
+    let only = only.map(split_ref).transpose()?;
+    let store = match std::env::var("DATABASE_URL") {
+        Ok(_) => Some(open_store().await?),
+        Err(_) => None,
+    };
+    let mut all_ok = true;
+    let mut seen = 0;
+    for conn in catalog.connections.values() {
+        if only.is_some_and(|(ns, name)| ns != conn.namespace || name != conn.name) {
+            continue;
+        }
+        seen += 1;
+        let probe_zone = catalog
+            .zones
+            .iter()
+            .find(|z| z.namespace == conn.namespace && z.connection == conn.name)
+            .map(|z| z.zone.clone());
+        let report = match connect(conn) {
+            Ok(p) => {
+                check(
+                    conn,
+                    p.as_ref(),
+                    probe_zone.as_ref(),
+                    k8s_openapi::jiff::Timestamp::now(),
+                )
+                .await
+            }
+            Err(e) => {
+                println!(
+                    "{}/{} ({}): cannot connect: {e}",
+                    conn.namespace,
+                    conn.name,
+                    conn.spec.provider_type.as_str()
+                );
+                all_ok = false;
+                continue;
+            }
+        };
+        println!(
+            "{}/{} ({})",
+            conn.namespace,
+            conn.name,
+            conn.spec.provider_type.as_str()
+        );
+        println!(
+            "  connection test: {} - {}",
+            if report.test.ok { "passed" } else { "FAILED" },
+            report.test.message
+        );
+        match &report.probe {
+            Some(p) => println!(
+                "  write probe:     {} - {}",
+                if p.ok { "passed" } else { "FAILED" },
+                p.message
+            ),
+            None => println!("  write probe:     not run - the connection is not meant to write"),
+        }
+        println!(
+            "  live writes:     {} ({}: {})",
+            if report.decision.live {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            report.decision.reason,
+            report.decision.message
+        );
+        all_ok &= report.test.ok && report.probe.as_ref().is_none_or(|p| p.ok);
+        if let Some(store) = &store {
+            record_check(store, conn, &report).await?;
+        }
+    }
+    if seen == 0 {
+        anyhow::bail!("no matching ProviderConnection in the manifests");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Records a connection check in the store: results on the connection row, and an audit event.
+async fn record_check(
+    store: &Store,
+    conn: &zentralink_model::catalog::ConnectionEntry,
+    report: &zentralink_operator::liveness::LiveReport,
+) -> anyhow::Result<()> {
+    use zentralink_store::audit::{Actor, AuditEvent};
+    use zentralink_store::connections::{ConnectionCheck, NewConnection};
+    let display = catalog_display_name(&conn.tenant);
+    let tenant = store.upsert_tenant(&conn.tenant, &display).await?;
+    let mut settings = serde_json::to_value(&conn.spec)?;
+    if let Some(m) = settings.as_object_mut() {
+        m.remove("credentials");
+    }
+    let mode = match conn.spec.mode {
+        zentralink_model::resources::ConnectionMode::Live => "Live",
+        zentralink_model::resources::ConnectionMode::ReadOnly => "ReadOnly",
+    };
+    let id = store
+        .upsert_connection(
+            tenant,
+            &NewConnection {
+                namespace: &conn.namespace,
+                name: &conn.name,
+                provider_type: conn.spec.provider_type.as_str(),
+                settings,
+                credentials: None,
+                mode,
+                acknowledge_live_writes: conn.spec.acknowledge_live_writes,
+            },
+        )
+        .await?;
+    store
+        .record_connection_check(
+            tenant,
+            id,
+            ConnectionCheck::Test,
+            report.test.ok,
+            &report.test.message,
+        )
+        .await?;
+    if let Some(p) = &report.probe {
+        store
+            .record_connection_check(tenant, id, ConnectionCheck::Probe, p.ok, &p.message)
+            .await?;
+    }
+    store
+        .audit(
+            AuditEvent::new(
+                Some(tenant),
+                Actor::Operator("zentralink-cli".into()),
+                "connection.tested",
+            )
+            .target(
+                "ProviderConnection",
+                format!("{}/{}", conn.namespace, conn.name),
+            )
+            .meta("testPassed", report.test.ok)
+            .meta("testMessage", report.test.message.clone())
+            .meta(
+                "probe",
+                report.probe.as_ref().map_or("not run".to_owned(), |p| {
+                    if p.ok {
+                        "passed".into()
+                    } else {
+                        format!("failed: {}", p.message)
+                    }
+                }),
+            )
+            .meta("liveWriteEnabled", report.decision.live)
+            .meta("reason", report.decision.reason),
+        )
+        .await?;
+    Ok(())
+}
+
+fn catalog_display_name(tenant: &str) -> String {
+    tenant.to_owned()
+}
+
+async fn import(
+    paths: &[PathBuf],
+    connection: &str,
+    zone: &str,
+    name: Option<String>,
+    include_apex_ns: bool,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use zentralink_model::adopt::{AdoptOptions, zone_manifest, zone_manifest_yaml};
+    let catalog = load_valid(paths)?;
+    let (ns, conn_name) = split_ref(connection)?;
+    let conn = catalog.connection(ns, conn_name).ok_or_else(|| {
+        anyhow::anyhow!("no ProviderConnection {ns}/{conn_name} in the manifests")
+    })?;
+    let zone =
+        zentralink_model::ZoneName::parse(zone).map_err(|e| anyhow::anyhow!("--zone: {e}"))?;
+    let provider = connect(conn)?;
+    let content = provider
+        .read_zone(&zone)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("zone {zone} does not exist at {ns}/{conn_name}"))?;
+    let object_name = name.unwrap_or_else(|| zone.without_dot().replace('.', "-"));
+    let manifest = zone_manifest(
+        &content,
+        &AdoptOptions {
+            object_name,
+            namespace: ns.to_owned(),
+            connection: conn_name.to_owned(),
+            include_apex_ns,
+        },
+    );
+    let yaml = format!(
+        "# Imported by `zentralink import` from {ns}/{conn_name}: {} record sets of {zone}\n{}",
+        manifest.spec.record_sets.len(),
+        zone_manifest_yaml(&manifest)?
+    );
+    match out {
+        Some(path) => {
+            std::fs::write(&path, yaml)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -350,3 +350,79 @@ fn every_invalid_fixture_gives_its_own_error() {
 fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// An imported zone plans without a diff, and `provider test` reports each connection.
+#[test]
+fn import_then_plan_has_no_diff_and_provider_test_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples"), &dir.path().join("examples"));
+    let out = zentralink(
+        &[
+            "import",
+            "examples",
+            "--connection",
+            "acme/files",
+            "--zone",
+            "acme.example.",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = text(&out.stdout);
+    assert!(
+        manifest.contains("kind: DnsZone") && manifest.contains("zone: acme.example."),
+        "{manifest}"
+    );
+    assert!(
+        !manifest.contains("type: SOA"),
+        "the SOA stays the provider's"
+    );
+    // replace the declared zone by the imported one
+    std::fs::remove_file(dir.path().join("examples/acme/acme.example.yaml")).unwrap();
+    std::fs::write(dir.path().join("examples/acme/imported.yaml"), &manifest).unwrap();
+    let out = zentralink(&["plan", "examples", "--format", "json"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acme = json["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "acme.example.")
+        .unwrap();
+    assert_eq!(acme["changes"].as_array().unwrap().len(), 0, "{acme}");
+
+    let out = zentralink(&["provider", "test", "examples"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("acme/files (zonefile)\n  connection test: passed"),
+        "{t}"
+    );
+    assert!(t.contains("live writes:     enabled (Enabled"), "{t}");
+    assert!(t.contains("globex/files (zonefile)"), "{t}");
+    assert!(
+        t.contains("write probe:     not run"),
+        "a read-only connection is never probed: {t}"
+    );
+    assert!(t.contains("disabled (ReadOnlyMode"), "{t}");
+
+    // a broken connection fails the test and exits 1
+    std::fs::remove_dir_all(dir.path().join("examples/zonefiles/globex")).unwrap();
+    let out = zentralink(
+        &[
+            "provider",
+            "test",
+            "examples",
+            "--connection",
+            "globex/files",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("connection test: FAILED"));
+}

@@ -1,6 +1,7 @@
 //! ZentraLink's domain model: resource types, DNS record validation, the plan
 //! engine, the plan digest and policy gating. Pure: this crate does no I/O.
 
+pub mod adopt;
 pub mod catalog;
 pub mod diagnostics;
 pub mod digest;

@@ -151,7 +151,8 @@ impl Provider for ZoneFileProvider {
     }
 
     async fn probe_write(&self, _zone: &ZoneName) -> Result<(), ProviderError> {
-        // Writing a zone file means creating a file in the directory and renaming it.
+        // Writing a zone file means creating a file in the directory and renaming
+        // it, so the probe creates and removes a temporary file there.
         let tmp = tempfile::NamedTempFile::new_in(&self.dir)
             .map_err(|e| ProviderError::Io(format!("{}: not writable: {e}", self.dir.display())))?;
         tmp.close().map_err(|e| {
