@@ -15,6 +15,16 @@ section "PostgreSQL"
 ensure_postgres
 ensure_database_url
 
+section "DNS servers"
+# BIND 9 for the RFC 2136 provider tests: test zones reset, keys in the environment.
+scripts/bind-server.sh start
+# shellcheck source=/dev/null
+source .zentralink/servers/bind.env
+# PowerDNS Authoritative for the PowerDNS provider tests: API address and key in the environment.
+scripts/pdns-server.sh start
+# shellcheck source=/dev/null
+source .zentralink/servers/pdns.env
+
 section "Rust toolchain"
 ensure_rust
 

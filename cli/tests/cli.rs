@@ -14,6 +14,8 @@ fn zentralink(args: &[&str], cwd: &Path) -> Output {
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
+        .env_remove("PLATFORM_ENCRYPTION_KEY")
         .output()
         .unwrap()
 }

@@ -260,3 +260,21 @@ async fn unsupported_types_are_refused_before_writing() {
     ));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
+
+#[test]
+fn escaped_txt_bytes_in_zone_files_read_as_bytes() {
+    let text = "$ORIGIN acme.example.\n$TTL 300\nutf8 IN TXT \"caf\\195\\169\"  \"two  spaces\"\nplain IN TXT \"café\"\n";
+    let c = parse_zone_file(text, &zone()).unwrap();
+    let get = |n: &str| {
+        c.get(&RrKey::new(zone().owner(n).unwrap(), RecordType::TXT))
+            .unwrap()
+            .texts()
+    };
+    assert_eq!(
+        get("utf8"),
+        vec!["\"caf\\195\\169\" \"two  spaces\"".to_owned()]
+    );
+    assert_eq!(get("plain"), vec!["\"caf\\195\\169\"".to_owned()]);
+    // and what we write reads back the same
+    assert_eq!(parse_zone_file(&render_zone_file(&c), &zone()).unwrap(), c);
+}

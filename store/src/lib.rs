@@ -35,6 +35,8 @@ pub struct ConnectRetry {
     pub attempts: u32,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for ConnectRetry {
@@ -43,6 +45,7 @@ impl Default for ConnectRetry {
             attempts: 8,
             first_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
+            attempt_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -84,7 +87,7 @@ impl Store {
         for attempt in 1..=retry.attempts.max(1) {
             match PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(retry.attempt_timeout)
                 .connect_with(options.clone())
                 .await
             {

@@ -246,7 +246,7 @@ async fn credentials_are_encrypted_at_rest(pool: PgPool) {
 async fn tampered_ciphertext_is_a_clear_error(pool: PgPool) {
     let store = store(pool.clone());
     let a = seed(&store, "acme", "acme.example.", "secret-value").await;
-    sqlx::query("UPDATE provider_connections SET credentials_enc = overlay(credentials_enc placing (CASE WHEN right(credentials_enc, 1) = 'A' THEN 'B' ELSE 'A' END) from length(credentials_enc) for 1)")
+    sqlx::query("UPDATE provider_connections SET credentials_enc = overlay(credentials_enc placing (CASE WHEN substr(credentials_enc, length(credentials_enc) - 9, 1) = 'A' THEN 'B' ELSE 'A' END) from length(credentials_enc) - 9 for 1)")
         .execute(&pool)
         .await
         .unwrap();
@@ -624,6 +624,7 @@ async fn an_unreachable_database_is_a_clear_error_after_retries() {
             attempts: 3,
             first_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(40),
+            attempt_timeout: Duration::from_millis(500),
         },
     )
     .await

@@ -177,19 +177,35 @@ pub fn connect_with(
         }
         ProviderType::Powerdns => {
             let settings = spec.powerdns.as_ref().ok_or_else(|| missing("powerdns"))?;
-            powerdns::PowerDnsProvider::connect(settings, secret()?, limits)
+            Ok(Box::new(powerdns::PowerDnsProvider::new(
+                settings,
+                secret()?,
+                limits,
+            )?))
         }
         ProviderType::Rfc2136 => {
             let settings = spec.rfc2136.as_ref().ok_or_else(|| missing("rfc2136"))?;
-            rfc2136::Rfc2136Provider::connect(settings, secret()?, limits)
+            Ok(Box::new(rfc2136::Rfc2136Provider::new(
+                settings,
+                secret()?,
+                limits,
+            )?))
         }
         ProviderType::Hetzner => {
             let settings = spec.hetzner.clone().unwrap_or_default();
-            hetzner::HetznerProvider::connect(&settings, secret()?, limits)
+            Ok(Box::new(hetzner::HetznerProvider::new(
+                &settings,
+                secret()?,
+                limits,
+            )?))
         }
         ProviderType::Cloudflare => {
             let settings = spec.cloudflare.clone().unwrap_or_default();
-            cloudflare::CloudflareProvider::connect(&settings, secret()?, limits)
+            Ok(Box::new(cloudflare::CloudflareProvider::new(
+                &settings,
+                secret()?,
+                limits,
+            )?))
         }
     }
 }

@@ -406,7 +406,8 @@ fn split_generic_lines(
                 origin = Name::parse(o, Some(zone.as_name())).map_err(|e| e.to_string())?;
             }
         }
-        let is_generic = !line.starts_with(char::is_whitespace) && is_generic_record(&tokens);
+        let is_generic = !line.starts_with(char::is_whitespace)
+            && (is_generic_record(&tokens) || is_escaped_txt(&tokens, line));
         if !is_generic {
             standard.push_str(line);
             standard.push('\n');
@@ -437,6 +438,21 @@ fn is_generic_record(tokens: &[&str]) -> bool {
     false
 }
 
+/// A TXT record with `\DDD` escapes, which hickory-proto's lexer decodes
+/// wrongly (see `zentralink_model::record::parse_character_strings`).
+fn is_escaped_txt(tokens: &[&str], line: &str) -> bool {
+    let is_txt = tokens
+        .iter()
+        .skip(1)
+        .take(3)
+        .any(|t| t.eq_ignore_ascii_case("TXT") || t.eq_ignore_ascii_case("SPF"));
+    is_txt
+        && line
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\\' && w[1].is_ascii_digit())
+}
+
 fn is_type_code(token: &str) -> bool {
     token
         .strip_prefix("TYPE")
@@ -450,9 +466,13 @@ fn parse_generic_line(
     origin: &Name,
     default_ttl: u32,
 ) -> Result<GenericRecord, String> {
-    let tokens: Vec<&str> = line.split_whitespace().collect();
-    let owner_text = tokens.first().ok_or("empty record")?;
-    let owner = if *owner_text == "@" {
+    // Tokens with their byte offsets, so the data after the type keeps its spacing.
+    let tokens: Vec<(usize, &str)> = line
+        .split_whitespace()
+        .map(|t| (t.as_ptr() as usize - line.as_ptr() as usize, t))
+        .collect();
+    let owner_text = tokens.first().map(|(_, t)| *t).ok_or("empty record")?;
+    let owner = if owner_text == "@" {
         origin.clone()
     } else {
         Name::parse(owner_text, Some(origin)).map_err(|e| e.to_string())?
@@ -461,11 +481,9 @@ fn parse_generic_line(
         return Err(format!("{} is outside the zone {zone}", owner.to_ascii()));
     }
     let mut ttl = default_ttl;
-    let mut idx = 1;
     let mut rtype = None;
-    while idx < tokens.len() {
-        let t = tokens[idx];
-        idx += 1;
+    let mut data_start = line.len();
+    for (offset, t) in tokens.iter().skip(1) {
         if t.eq_ignore_ascii_case("IN") {
             continue;
         }
@@ -474,10 +492,11 @@ fn parse_generic_line(
             continue;
         }
         rtype = Some(parse_record_type(t)?);
+        data_start = offset + t.len();
         break;
     }
     let rtype = rtype.ok_or("no record type")?;
-    let data = tokens.get(idx..).map(|d| d.join(" ")).unwrap_or_default();
-    let value = RecordValue::parse(rtype, &data, zone)?;
+    let data = line.get(data_start..).unwrap_or("").trim();
+    let value = RecordValue::parse(rtype, data, zone)?;
     Ok((RrKey::new(owner, rtype), ttl, value))
 }

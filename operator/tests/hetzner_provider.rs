@@ -1,0 +1,481 @@
+//! The Hetzner DNS provider against a local server speaking the Hetzner DNS
+//! API (tests/common/fake_hetzner.rs): the provider suite, paging, retries,
+//! rate limits, timeouts, authentication, and record-by-record writes that
+//! fail halfway. Does I/O (loopback HTTP).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fake_hetzner::{self, FakeHetzner, TOKEN};
+use common::provider_suite::{self, managed, read, set};
+use zentralink_model::plan::{ChangeOp, PlanScope, plan_zone};
+use zentralink_model::resources::HttpApiSettings;
+use zentralink_model::secrets::SecretString;
+use zentralink_model::{ZoneContent, ZoneName};
+use zentralink_operator::provider::hetzner::HetznerProvider;
+use zentralink_operator::provider::resilience::Limits;
+use zentralink_operator::provider::{GatedProvider, Provider, ProviderError};
+
+/// The suite's types Hetzner stores (all of them).
+const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
+
+/// Retries quickly, but honours a Retry-After of a second.
+fn limits() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(3),
+        first_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+fn provider_at(url: String, token: &str, limits: Limits) -> HetznerProvider {
+    HetznerProvider::new(
+        &HttpApiSettings { url: Some(url) },
+        SecretString::new(token),
+        limits,
+    )
+    .unwrap()
+}
+
+fn provider(fake: &FakeHetzner) -> HetznerProvider {
+    provider_at(fake.url(), TOKEN, limits())
+}
+
+fn zone(name: &str) -> ZoneName {
+    ZoneName::parse(name).unwrap()
+}
+
+/// A fake with one zone holding only what Hetzner creates (SOA, NS).
+async fn fake_with_zone(name: &str) -> (FakeHetzner, ZoneName) {
+    let fake = FakeHetzner::start().await;
+    fake.add_zone(name);
+    (fake, zone(name))
+}
+
+/// A plan creating `www A 192.0.2.1` and `mail A 192.0.2.2`.
+fn two_creates(z: &ZoneName) -> zentralink_model::plan::Plan {
+    let mut desired = ZoneContent::new(z.clone());
+    for (name, ip) in [("www", "192.0.2.1"), ("mail", "192.0.2.2")] {
+        let (k, s) = set(z, name, "A", 300, &[ip]);
+        desired.sets.insert(k, s);
+    }
+    plan_zone(
+        &desired,
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    )
+}
+
+#[tokio::test]
+async fn hetzner_passes_the_provider_suite() {
+    let (fake, z) = fake_with_zone("suite.example.").await;
+    let p = provider(&fake);
+    provider_suite::run(&p, &z, TYPES).await;
+
+    let gated = GatedProvider::new(
+        Box::new(p.clone()),
+        false,
+        "connection lab/hetzner is ReadOnly",
+    );
+    let writes = fake.write_count();
+    provider_suite::not_live_writes_nothing(&gated, &z).await;
+    assert_eq!(fake.write_count(), writes, "a gated apply sends nothing");
+}
+
+#[tokio::test]
+async fn zones_and_records_are_read_across_pages() {
+    let fake = FakeHetzner::start().await;
+    for n in 0..7 {
+        fake.add_zone(&format!("z{n}.example."));
+    }
+    let z = zone("z3.example.");
+    for n in 0..10 {
+        fake.add_record(
+            "z3.example",
+            &format!("host{n}"),
+            "A",
+            &format!("192.0.2.{n}"),
+            Some(300),
+        );
+    }
+    fake.add_record("z3.example", "multi", "A", "198.51.100.1", Some(300));
+    fake.add_record("z3.example", "multi", "A", "198.51.100.2", Some(60));
+    let p = provider(&fake);
+
+    let zones = p.list_zones().await.unwrap();
+    assert_eq!(zones.len(), 7, "{zones:?}");
+    assert!(zones.contains(&z));
+
+    fake.clear_requests();
+    let content = read(&p, &z).await;
+    // 10 hosts + multi + SOA + NS (the NS set holds 3 records)
+    assert_eq!(content.len(), 13);
+    assert_eq!(content.record_count(), 16);
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/records?"))
+        .count();
+    assert_eq!(pages, 6, "16 records, 3 per page: {:?}", fake.requests());
+
+    // A set whose records carry different TTLs reads with the lowest.
+    let (k, _) = set(&z, "multi", "A", 60, &["198.51.100.1"]);
+    assert_eq!(content.get(&k).unwrap().ttl, 60);
+    assert_eq!(content.get(&k).unwrap().values().len(), 2);
+}
+
+#[tokio::test]
+async fn records_entered_in_the_console_are_understood() {
+    let (fake, z) = fake_with_zone("console.example.").await;
+    // No TTL (the zone's applies), a relative MX target, an unquoted TXT, a
+    // quoted multi-string TXT with the trailing space the API adds.
+    fake.add_record("console.example", "@", "MX", "10 smtpin", None);
+    fake.add_record("console.example", "@", "TXT", "v=spf1 mx -all", Some(600));
+    fake.add_record(
+        "console.example",
+        "dkim",
+        "TXT",
+        "\"v=DKIM1; k=rsa; \" \"p=MIIB\" ",
+        Some(600),
+    );
+    let content = read(&provider(&fake), &z).await;
+    let texts = |name: &str, t: &str| {
+        let (k, _) = set(&z, name, t, 1, &[]);
+        let s = content.get(&k).unwrap();
+        (s.ttl, s.texts())
+    };
+    assert_eq!(
+        texts("@", "MX"),
+        (86_400, vec!["10 smtpin.console.example.".to_owned()])
+    );
+    assert_eq!(
+        texts("@", "TXT"),
+        (600, vec!["\"v=spf1 mx -all\"".to_owned()])
+    );
+    assert_eq!(
+        texts("dkim", "TXT"),
+        (600, vec!["\"v=DKIM1; k=rsa; \" \"p=MIIB\"".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_zone_reads_as_none_and_cannot_be_written() {
+    let (fake, _) = fake_with_zone("known.example.").await;
+    let p = provider(&fake);
+    let other = zone("unknown.example.");
+    assert_eq!(p.read_zone(&other).await.unwrap(), None);
+    let err = p.apply(&two_creates(&other)).await.unwrap_err();
+    assert_eq!(err, ProviderError::ZoneNotFound("unknown.example.".into()));
+    assert_eq!(fake.write_count(), 0);
+    // An account without zones: the API answers 404, which is an empty list.
+    let empty = FakeHetzner::start().await;
+    assert!(provider(&empty).list_zones().await.unwrap().is_empty());
+    provider(&empty).test_connection().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_read_answered_500_is_retried() {
+    let (fake, z) = fake_with_zone("retry.example.").await;
+    let p = provider(&fake);
+    fake.set_max_per_page(10);
+    fake.clear_requests();
+    fake.fail_next_requests(2);
+    let content = p.read_zone(&z).await.unwrap().unwrap();
+    assert!(managed(&content).is_empty());
+    // two failed zone lookups, the successful one, then the records
+    assert_eq!(fake.request_count(), 4, "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn a_rate_limited_read_waits_for_retry_after() {
+    let (fake, z) = fake_with_zone("slow-down.example.").await;
+    let p = provider(&fake);
+    fake.rate_limit_next(1);
+    let start = Instant::now();
+    p.read_zone(&z).await.unwrap().unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured ({waited:?})"
+    );
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_write_answered_500_is_uncertain_and_not_retried() {
+    let (fake, z) = fake_with_zone("uncertain.example.").await;
+    let p = provider(&fake);
+    let before = fake.records("uncertain.example");
+    fake.fail_next_writes(1);
+    let err = p.apply(&two_creates(&z)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Uncertain(_)), "{err}");
+    assert!(err.to_string().contains("re-read"), "{err}");
+    assert_eq!(
+        fake.write_count(),
+        1,
+        "a write is never retried: {:?}",
+        fake.requests()
+    );
+    assert_eq!(fake.records("uncertain.example"), before);
+}
+
+#[tokio::test]
+async fn a_failure_halfway_is_reported_per_operation() {
+    let (fake, z) = fake_with_zone("halfway.example.").await;
+    let p = provider(&fake);
+    let mut desired = ZoneContent::new(z.clone());
+    for name in ["a", "b", "c"] {
+        let (k, s) = set(&z, name, "A", 300, &["192.0.2.1"]);
+        desired.sets.insert(k, s);
+    }
+    let plan = plan_zone(
+        &desired,
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    );
+    fake.fail_writes_to("b");
+    let report = p.apply(&plan).await.unwrap();
+    let outcomes: Vec<(String, Result<(), String>)> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.key.to_string(), o.result.clone()))
+        .collect();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0], ("a.halfway.example. A".into(), Ok(())));
+    let b = outcomes[1].1.as_ref().unwrap_err();
+    assert!(b.contains("outcome unknown"), "{b}");
+    let c = outcomes[2].1.as_ref().unwrap_err();
+    assert!(c.starts_with("not attempted"), "{c}");
+    assert!(!report.all_ok());
+    // What the report says is what the zone holds.
+    let now = managed(&read(&p, &z).await);
+    let names: Vec<String> = now.sets.keys().map(|k| k.to_string()).collect();
+    assert_eq!(names, vec!["a.halfway.example. A"]);
+}
+
+#[tokio::test]
+async fn a_record_set_written_partly_says_so() {
+    let (fake, z) = fake_with_zone("partly.example.").await;
+    let p = provider(&fake);
+    let mut desired = ZoneContent::new(z.clone());
+    let (k, s) = set(&z, "a", "A", 300, &["192.0.2.1"]);
+    desired.sets.insert(k, s);
+    let (k, s) = set(&z, "m", "A", 300, &["192.0.2.1", "192.0.2.2"]);
+    desired.sets.insert(k, s);
+    let plan = plan_zone(
+        &desired,
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    );
+    fake.fail_write_after(2);
+    let report = p.apply(&plan).await.unwrap();
+    assert_eq!(report.outcomes[0].result, Ok(()));
+    let m = report.outcomes[1].result.as_ref().unwrap_err();
+    assert!(m.starts_with("partly applied: 1 of 2 record writes"), "{m}");
+    let now = managed(&read(&p, &z).await);
+    assert_eq!(now.record_count(), 2);
+}
+
+#[tokio::test]
+async fn updates_rewrite_records_in_place() {
+    let (fake, z) = fake_with_zone("inplace.example.").await;
+    let p = provider(&fake);
+    let mut first = ZoneContent::new(z.clone());
+    let (k, s) = set(&z, "www", "A", 300, &["192.0.2.1", "192.0.2.2"]);
+    first.sets.insert(k, s);
+    p.apply(&plan_zone(
+        &first,
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    ))
+    .await
+    .unwrap();
+    let mut second = ZoneContent::new(z.clone());
+    let (k, s) = set(&z, "www", "A", 300, &["192.0.2.1", "192.0.2.3"]);
+    second.sets.insert(k, s);
+    let plan = plan_zone(
+        &second,
+        &managed(&read(&p, &z).await),
+        &PlanScope::default(),
+    );
+    assert_eq!(plan.count(ChangeOp::Update), 1);
+    fake.clear_requests();
+    p.apply(&plan).await.unwrap();
+    let writes: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET "))
+        .collect();
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the changed record is rewritten: {writes:?}"
+    );
+    assert!(writes[0].starts_with("PUT /api/v1/records/"), "{writes:?}");
+    assert_eq!(managed(&read(&p, &z).await).to_stored(), second.to_stored());
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_an_authentication_error_without_the_token() {
+    let (fake, z) = fake_with_zone("auth.example.").await;
+    let secret = "wrong-token-7d1e0c55";
+    let p = provider_at(fake.url(), secret, limits());
+    for err in [
+        p.read_zone(&z).await.unwrap_err(),
+        p.test_connection().await.unwrap_err(),
+        p.apply(&two_creates(&z)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, ProviderError::Authentication(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("Invalid authentication credentials"),
+            "{text}"
+        );
+        assert!(!text.contains(secret), "the token leaked: {text}");
+    }
+    assert!(!format!("{p:?}").contains(secret));
+    assert_eq!(fake.write_count(), 0);
+    // An authentication error is not retried.
+    assert_eq!(fake.request_count(), 3, "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_unreachable_after_retries() {
+    let url = format!("{}/api/v1", fake_hetzner::closed_port_url().await);
+    let p = provider_at(url, TOKEN, limits());
+    let start = Instant::now();
+    let err = p.read_zone(&zone("down.example.")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unreachable(_)), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+    // 4 attempts with 10, 20, 40 ms of backoff (and jitter) in between
+    assert!(
+        start.elapsed() >= Duration::from_millis(30),
+        "{:?}",
+        start.elapsed()
+    );
+    let err = p.test_connection().await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unreachable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_the_api_is_an_error_not_a_missing_zone() {
+    let (fake, z) = fake_with_zone("wrong-url.example.").await;
+    let p = provider_at(format!("{}/v2", fake.url()), TOKEN, limits());
+    for err in [
+        p.read_zone(&z).await.unwrap_err(),
+        p.test_connection().await.unwrap_err(),
+        p.list_zones().await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, ProviderError::Unsupported(ref m) if m.contains("spec.hetzner.url")),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn slow_answers_time_out() {
+    let (fake, z) = fake_with_zone("slow.example.").await;
+    let p = provider_at(
+        fake.url(),
+        TOKEN,
+        Limits {
+            timeout: Duration::from_millis(200),
+            attempts: 2,
+            ..limits()
+        },
+    );
+    fake.set_delay(Duration::from_secs(1));
+    let err = p.read_zone(&z).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unreachable(ref m) if m.contains("no answer within")),
+        "{err}"
+    );
+    assert_eq!(fake.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_no_op_plan_sends_nothing() {
+    let (fake, z) = fake_with_zone("noop.example.").await;
+    let p = provider(&fake);
+    let plan = plan_zone(
+        &ZoneContent::new(z.clone()),
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    );
+    assert!(plan.is_empty());
+    fake.clear_requests();
+    let report = p.apply(&plan).await.unwrap();
+    assert!(report.outcomes.is_empty());
+    assert_eq!(fake.request_count(), 0, "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn unsupported_values_are_refused_before_anything_is_sent() {
+    let (fake, z) = fake_with_zone("refuse.example.").await;
+    let p = provider(&fake);
+    let mut desired = ZoneContent::new(z.clone());
+    let (k, s) = set(
+        &z,
+        "gw",
+        "SSHFP",
+        300,
+        &["4 2 123456789abcdef67890123456789abcdef67890123456789abcdef123456789"],
+    );
+    desired.sets.insert(k, s);
+    let plan = plan_zone(
+        &desired,
+        &ZoneContent::new(z.clone()),
+        &PlanScope::default(),
+    );
+    let gated = GatedProvider::new(Box::new(p), true, "");
+    let err = gated.apply(&plan).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unsupported(ref m) if m.contains("SSHFP")),
+        "{err}"
+    );
+    assert_eq!(fake.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_connection_document_builds_a_hetzner_provider() {
+    let (fake, z) = fake_with_zone("catalog.example.").await;
+    let yaml = format!(
+        r#"apiVersion: dns.zentralink.net/v1alpha1
+kind: Tenant
+metadata: {{ name: lab }}
+spec:
+  displayName: Lab
+  namespaces: [lab]
+  allowedDomains: [catalog.example.]
+---
+apiVersion: dns.zentralink.net/v1alpha1
+kind: ProviderConnection
+metadata: {{ name: hetzner, namespace: lab }}
+spec:
+  type: hetzner
+  hetzner: {{ url: "{url}" }}
+  credentials: {{ env: ZL_TEST_HETZNER_TOKEN }}
+"#,
+        url = fake.url()
+    );
+    let file = zentralink_model::documents::SourceFile::new("lab.yaml", yaml);
+    let (objects, errors) = zentralink_model::documents::parse_documents(&file);
+    assert!(errors.is_empty(), "{errors:?}");
+    let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
+    assert!(errors.is_empty(), "{errors:?}");
+    let entry = catalog.connection("lab", "hetzner").unwrap();
+    let env = |name: &str| (name == "ZL_TEST_HETZNER_TOKEN").then(|| TOKEN.to_owned());
+    let sources = zentralink_operator::provider::credentials::CredentialSources {
+        env: Some(&env),
+        ..Default::default()
+    };
+    let p = zentralink_operator::provider::connect_with(entry, &sources).unwrap();
+    assert_eq!(p.provider_type().as_str(), "hetzner");
+    assert!(!p.capabilities().atomic_batch);
+    p.test_connection().await.unwrap();
+    assert!(p.read_zone(&z).await.unwrap().is_some());
+}

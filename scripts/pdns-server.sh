@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# PowerDNS Authoritative on loopback for the PowerDNS provider tests: a
+# pdns_server with its own configuration directory (.zentralink/servers/pdns),
+# an sqlite database, a free DNS port and a free HTTP API port with a random
+# API key. Starts and stops a daemon, writes files, installs packages when they
+# are missing (I/O on the machine).
+#
+#   scripts/pdns-server.sh start   start it (does nothing when it already answers)
+#   scripts/pdns-server.sh stop    stop it
+#   scripts/pdns-server.sh env     print the environment the tests read
+#
+# `start` writes .zentralink/servers/pdns.env; `source` it to get
+# ZL_PDNS_URL, ZL_PDNS_API_KEY and ZL_PDNS_DNS_PORT.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+
+PDNS_DIR="$ROOT/.zentralink/servers/pdns"
+PDNS_ENV="$ROOT/.zentralink/servers/pdns.env"
+PDNS_PID="$PDNS_DIR/pdns.pid"
+PDNS_LOG="$PDNS_DIR/pdns.log"
+PDNS_DB="$PDNS_DIR/pdns.sqlite3"
+PDNS_SCHEMA=/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
+
+usage() {
+    printf 'usage: %s start|stop|env\n' "$0" >&2
+    exit 2
+}
+
+# The pid in the pid file when that process is alive.
+_pdns_running_pid() {
+    local pid
+    [ -f "$PDNS_PID" ] || return 1
+    pid=$(cat "$PDNS_PID" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    # After a reboot the pid may belong to another program: never touch that.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = pdns_server ] || return 1
+    printf '%s\n' "$pid"
+}
+
+# _pdns_api_status PORT KEY: the HTTP status of GET /api/v1/servers/localhost
+# (empty when nothing answers within 2 seconds). Bash's /dev/tcp, so that a
+# fresh machine needs no curl.
+_pdns_api_status() {
+    local port=$1 key=$2 line=""
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+        printf 'GET /api/v1/servers/localhost HTTP/1.0\r\nHost: 127.0.0.1\r\nX-API-Key: %s\r\n\r\n' "$key" >&3
+        IFS= read -r -t 2 line <&3 || true
+        printf '%s\n' "$line" | awk '{print $2}'
+    ) 2>/dev/null || true
+}
+
+# True when the server of the env file answers its API with its key.
+_pdns_answers() {
+    [ -f "$PDNS_ENV" ] || return 1
+    local url key port
+    url=$(sed -n 's/.*ZL_PDNS_URL=\([^ ]*\).*/\1/p' "$PDNS_ENV")
+    key=$(sed -n 's/.*ZL_PDNS_API_KEY=\([^ ]*\).*/\1/p' "$PDNS_ENV")
+    port=${url##*:}
+    [ -n "$port" ] && [ -n "$key" ] || return 1
+    [ "$(_pdns_api_status "$port" "$key")" = 200 ]
+}
+
+# A port nothing listens on (TCP checked; the server's own bind catches the rest).
+_free_port() {
+    local port _
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    die "no free port found on 127.0.0.1"
+}
+
+_pdns_binary() {
+    command -v pdns_server 2>/dev/null && return 0
+    [ -x /usr/sbin/pdns_server ] && { printf '/usr/sbin/pdns_server\n'; return 0; }
+    die "pdns_server is not installed (package pdns-server)"
+}
+
+# pdns_stop [quiet]: stops the server of the pid file, if it runs.
+pdns_stop() {
+    local pid _
+    if ! pid=$(_pdns_running_pid); then
+        [ "${1:-}" = quiet ] || info "PowerDNS is not running"
+    else
+        info "stopping pdns_server (pid $pid)"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$PDNS_PID" "$PDNS_ENV"
+}
+
+# Writes the configuration for the given ports and key.
+_pdns_write_config() {
+    local dns_port=$1 api_port=$2 key=$3
+    umask 077
+    cat >"$PDNS_DIR/pdns.conf" <<EOF
+# Written by scripts/pdns-server.sh: a PowerDNS for tests, on loopback only.
+launch=gsqlite3
+gsqlite3-database=$PDNS_DB
+local-address=127.0.0.1
+local-port=$dns_port
+socket-dir=$PDNS_DIR
+api=yes
+api-key=$key
+webserver=yes
+webserver-address=127.0.0.1
+webserver-port=$api_port
+webserver-allow-from=127.0.0.0/8
+webserver-max-bodysize=64
+webserver-loglevel=normal
+zone-cache-refresh-interval=0
+disable-syslog=yes
+guardian=no
+security-poll-suffix=
+EOF
+}
+
+pdns_start() {
+    if _pdns_running_pid >/dev/null && _pdns_answers; then
+        info "PowerDNS is already running ($(sed -n 's/.*ZL_PDNS_URL=\([^ ]*\).*/\1/p' "$PDNS_ENV"))"
+        return 0
+    fi
+    ensure_packages pdns-server pdns-backend-sqlite3 sqlite3=sqlite3
+    [ -f "$PDNS_SCHEMA" ] || die "$PDNS_SCHEMA is missing: reinstall pdns-backend-sqlite3"
+    # A server that runs but does not answer (or a stale pid file) is replaced.
+    pdns_stop quiet
+    mkdir -p "$PDNS_DIR"
+    # A fresh start is a fresh server: no zones left from earlier runs, a new log.
+    rm -f "$PDNS_DB" "$PDNS_DB-shm" "$PDNS_DB-wal"
+    : >"$PDNS_LOG"
+    sqlite3 "$PDNS_DB" <"$PDNS_SCHEMA"
+    local binary key dns_port api_port pid attempt _
+    binary=$(_pdns_binary)
+    key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    for attempt in 1 2 3 4 5; do
+        dns_port=$(_free_port)
+        api_port=$(_free_port)
+        [ "$dns_port" != "$api_port" ] || continue
+        _pdns_write_config "$dns_port" "$api_port" "$key"
+        info "starting pdns_server (DNS 127.0.0.1:$dns_port, API http://127.0.0.1:$api_port), log $PDNS_LOG"
+        setsid nohup "$binary" --config-dir="$PDNS_DIR" --daemon=no </dev/null >>"$PDNS_LOG" 2>&1 9>&- &
+        pid=$!
+        printf '%s\n' "$pid" >"$PDNS_PID"
+        for _ in $(seq 1 100); do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                break
+            fi
+            if [ "$(_pdns_api_status "$api_port" "$key")" = 200 ]; then
+                umask 077
+                printf 'export ZL_PDNS_URL=http://127.0.0.1:%s ZL_PDNS_API_KEY=%s ZL_PDNS_DNS_PORT=%s\n' \
+                    "$api_port" "$key" "$dns_port" >"$PDNS_ENV"
+                info "PowerDNS answers on http://127.0.0.1:$api_port; environment in $PDNS_ENV"
+                return 0
+            fi
+            sleep 0.1
+        done
+        # It exited (a port was taken after all) or never answered: try other ports.
+        info "pdns_server did not come up (attempt $attempt); last log lines:"
+        tail -n 5 "$PDNS_LOG" | sed 's/^/      /' >&2 || true
+        pdns_stop quiet
+    done
+    die "pdns_server did not start; see $PDNS_LOG"
+}
+
+pdns_env() {
+    if _pdns_running_pid >/dev/null && [ -f "$PDNS_ENV" ]; then
+        cat "$PDNS_ENV"
+    else
+        die "PowerDNS is not running: start it with scripts/pdns-server.sh start"
+    fi
+}
+
+[ $# -eq 1 ] || usage
+mkdir -p "$ROOT/.zentralink/servers"
+# One start or stop at a time.
+exec 9>"$ROOT/.zentralink/servers/pdns.lock"
+flock 9
+case "$1" in
+start) pdns_start ;;
+stop) pdns_stop ;;
+env) pdns_env ;;
+*) usage ;;
+esac
