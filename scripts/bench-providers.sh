@@ -17,7 +17,8 @@ source scripts/lib.sh
 which=${1:-all}
 ensure_packages time=time
 section "Build (release)"
-cargo build --release -p zentralink -p zentralink-operator --example provider_bench
+cargo build --release -p zentralink --bins
+cargo build --release -p zentralink-operator --example provider_bench
 target=$(cargo_target_dir)
 bench="$target/release/examples/provider_bench"
 zl="$target/release/zentralink"
@@ -32,11 +33,22 @@ count() {
     grep -cE "$1" "$2" 2>/dev/null || true
 }
 
+bind_serials() {
+    local total=0 zone serial
+    for zone in big.bench.test $(seq -f 'b%03g.bench.test' 1 100); do
+        serial=$(dig +short -p "${ZL_BIND_SERVER##*:}" @127.0.0.1 "$zone" SOA | awk '{print $3}')
+        total=$((total + ${serial:-0}))
+    done
+    echo "$total"
+}
+
 # requests PROVIDER: what the server has logged so far, as "A B C" counters.
 requests() {
     case $1 in
         powerdns) echo "$(count '"GET /api' "$pdns_log") $(count '"(PATCH|POST|PUT|DELETE) /api' "$pdns_log") 0" ;;
-        rfc2136) echo "0 $(count "update '.*' approved" "$bind_log") $(count "AXFR started" "$bind_log")" ;;
+        # Every UPDATE message bumps its zone's SOA serial by one: the sum of
+        # the serials counts the UPDATEs.
+        rfc2136) echo "0 $(bind_serials) $(count "AXFR started" "$bind_log")" ;;
     esac
 }
 
@@ -70,10 +82,12 @@ run_case() {
     local dir="$work/$provider-$zones-x-$sets"
     "$bench" generate --provider "$provider" --zones "$zones" --sets "$sets" --change-percent 0 --out "$dir/v1" >/dev/null
     "$bench" generate --provider "$provider" --zones "$zones" --sets "$sets" --change-percent 1 --out "$dir/v2" >/dev/null
-    measure "$provider" "$zones x $sets: initial write (provider layer)" "$bench" apply "$dir/v1"
+    local batch=()
+    [ "$provider" = rfc2136 ] && batch=(--batch 500)
+    measure "$provider" "$zones x $sets: initial write (provider layer)" "$bench" apply "$dir/v1" "${batch[@]}"
     measure "$provider" "$zones x $sets: zentralink plan, no-op" "$zl" plan "$dir/v1" --format json
     measure "$provider" "$zones x $sets: zentralink plan, 1% changed" "$zl" plan "$dir/v2" --format json
-    measure "$provider" "$zones x $sets: 1% change written (provider layer)" "$bench" apply "$dir/v2"
+    measure "$provider" "$zones x $sets: 1% change written (provider layer)" "$bench" apply "$dir/v2" "${batch[@]}"
     measure "$provider" "$zones x $sets: zentralink plan, no-op again" "$zl" plan "$dir/v2" --format json
 }
 

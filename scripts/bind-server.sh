@@ -118,13 +118,28 @@ zone_name() {
     printf 't%02d.rfc2136.test' "$1"
 }
 
+# Every zone the server serves: the test zones and, with ZL_BIND_BENCH=1, the
+# benchmark zones b001..b100.bench.test and big.bench.test (scripts/bench-providers.sh).
+all_zones() {
+    local i
+    for i in $(seq 1 "$ZONE_COUNT"); do
+        zone_name "$i"
+        echo
+    done
+    if [ "${ZL_BIND_BENCH:-0}" = 1 ]; then
+        for i in $(seq 1 100); do
+            printf 'b%03d.bench.test\n' "$i"
+        done
+        echo big.bench.test
+    fi
+}
+
 # Rewrites every test zone file and drops the journals: each start is clean.
 write_zones() {
-    local i zone
+    local zone
     mkdir -p "$DIR/zones"
     rm -f "$DIR"/zones/*.jnl "$DIR"/zones/*.jbk
-    for i in $(seq 1 "$ZONE_COUNT"); do
-        zone=$(zone_name "$i")
+    for zone in $(all_zones); do
         cat >"$DIR/zones/$zone.zone" <<EOF
 ; Test zone $zone, rewritten by scripts/bind-server.sh on every start.
 \$ORIGIN $zone.
@@ -136,7 +151,7 @@ EOF
 }
 
 write_config() {
-    local port=$1 i zone
+    local port=$1 zone
     {
         cat <<EOF
 // Written by scripts/bind-server.sh; rewritten on every start.
@@ -160,8 +175,7 @@ controls { };
 include "$DIR/$KEY256.key";
 include "$DIR/$KEY512.key";
 EOF
-        for i in $(seq 1 "$ZONE_COUNT"); do
-            zone=$(zone_name "$i")
+        for zone in $(all_zones); do
             cat <<EOF
 zone "$zone" {
     type primary;

@@ -120,6 +120,8 @@ webserver-port=$api_port
 webserver-allow-from=127.0.0.0/8
 webserver-max-bodysize=64
 webserver-loglevel=normal
+# Info level, so the webserver logs one line per request (counted by scripts/bench-providers.sh).
+loglevel=6
 zone-cache-refresh-interval=0
 disable-syslog=yes
 guardian=no
