@@ -507,13 +507,13 @@ fn render(rdata: &RData, wire: &[u8]) -> String {
                 if i > 0 {
                     out.push(' ');
                 }
-                quote_character_string(&mut out, s);
+                push_quoted(&mut out, s);
             }
             out
         }
         RData::CAA(caa) => {
             let mut out = format!("{} {} ", caa.flags(), caa.tag);
-            quote_character_string(&mut out, &caa.value);
+            push_quoted(&mut out, &caa.value);
             out
         }
         RData::A(_)
@@ -550,7 +550,13 @@ pub fn generic(wire: &[u8]) -> String {
 
 /// Quotes a character-string, escaping `"` and `\` and writing bytes outside
 /// printable ASCII as `\DDD` (RFC 1035 section 5.1).
-fn quote_character_string(out: &mut String, bytes: &[u8]) {
+pub fn quote_character_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    push_quoted(&mut out, bytes);
+    out
+}
+
+fn push_quoted(out: &mut String, bytes: &[u8]) {
     out.push('"');
     for &b in bytes {
         match b {

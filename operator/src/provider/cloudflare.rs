@@ -39,8 +39,10 @@ use zentralink_model::resources::{HttpApiSettings, ProviderType};
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
+use super::http::{base_url, error_chain, path_segment, transport_error};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use zentralink_model::record::quote_character_string as quote;
 
 /// The public API, used when `spec.cloudflare.url` is not set.
 pub const DEFAULT_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -117,7 +119,7 @@ impl CloudflareProvider {
         limits: Limits,
     ) -> Result<Self, ProviderError> {
         super::install_tls_provider();
-        let base = base_url(settings.url.as_deref())?;
+        let base = base_url(settings.url.as_deref(), DEFAULT_URL, "spec.cloudflare.url")?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose().trim()))
             .map_err(|_| {
                 ProviderError::Authentication(
@@ -670,66 +672,6 @@ fn classify(
     }
 }
 
-/// A request that never got an HTTP answer.
-fn transport_error(what: &str, e: &reqwest::Error) -> AttemptError {
-    let detail = error_chain(e);
-    let message = if e.is_connect() {
-        // The request was not sent; the resilience layer keys on "refused".
-        format!("{what}: connection refused or failed before the request was sent: {detail}")
-    } else if e.is_timeout() {
-        format!("{what}: no answer in time: {detail}")
-    } else {
-        format!("{what}: the request failed: {detail}")
-    };
-    AttemptError::transient(ProviderError::Unreachable(message))
-}
-
-/// An error with its causes, on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// The base URL without a trailing slash, checked to be http(s).
-fn base_url(configured: Option<&str>) -> Result<String, ProviderError> {
-    let raw = configured
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .unwrap_or(DEFAULT_URL);
-    let parsed = reqwest::Url::parse(raw).map_err(|e| {
-        ProviderError::Unsupported(format!("spec.cloudflare.url {raw:?} is not a URL: {e}"))
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ProviderError::Unsupported(format!(
-            "spec.cloudflare.url {raw:?} must be an http:// or https:// URL"
-        )));
-    }
-    Ok(raw.trim_end_matches('/').to_owned())
-}
-
-/// An id as one URL path segment (ids are opaque; keep them from adding path parts).
-fn path_segment(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~') {
-                c.to_string()
-            } else {
-                let mut buf = [0u8; 4];
-                c.encode_utf8(&mut buf)
-                    .bytes()
-                    .map(|b| format!("%{b:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
-}
-
 /// The zone as read, with the API records behind each record set.
 #[derive(Debug)]
 struct ZoneState {
@@ -776,61 +718,8 @@ fn absolute_host(host: &str) -> String {
     }
 }
 
-/// Quotes a character-string (RFC 1035 section 5.1).
-fn quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\{b:03}")),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Reads fixed-size fields out of canonical wire data.
-struct WireReader<'a> {
-    bytes: &'a [u8],
-    rtype: RecordType,
-}
-
-impl<'a> WireReader<'a> {
-    fn new(value: &'a RecordValue, rtype: RecordType) -> Self {
-        Self {
-            bytes: value.wire(),
-            rtype,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.bytes.len() < n {
-            return Err(format!("{} data is too short", type_name(self.rtype)));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, String> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn rest(self) -> &'a [u8] {
-        self.bytes
-    }
 }
 
 /// The API fields (`content`, `priority`, `data`) that carry one value.
@@ -883,36 +772,47 @@ fn value_fields(rtype: RecordType, value: &RecordValue) -> Result<Map<String, Va
             );
         }
         RecordType::TLSA | RecordType::SMIMEA => {
-            let mut r = WireReader::new(value, rtype);
-            let (usage, selector, matching) = (r.u8()?, r.u8()?, r.u8()?);
+            let tlsa = match value.to_rdata(rtype)? {
+                RData::TLSA(t) => t,
+                RData::SMIMEA(s) => s.0,
+                _ => return Err(not_its_type()),
+            };
             out.insert(
                 "data".into(),
                 json!({
-                    "usage": usage,
-                    "selector": selector,
-                    "matching_type": matching,
-                    "certificate": hex(r.rest()),
+                    "usage": u8::from(tlsa.cert_usage),
+                    "selector": u8::from(tlsa.selector),
+                    "matching_type": u8::from(tlsa.matching),
+                    "certificate": hex(&tlsa.cert_data),
                 }),
             );
         }
         RecordType::SSHFP => {
-            let mut r = WireReader::new(value, rtype);
-            let (algorithm, fp_type) = (r.u8()?, r.u8()?);
-            out.insert(
-                "data".into(),
-                json!({ "algorithm": algorithm, "type": fp_type, "fingerprint": hex(r.rest()) }),
-            );
-        }
-        RecordType::DS => {
-            let mut r = WireReader::new(value, rtype);
-            let (key_tag, algorithm, digest_type) = (r.u16()?, r.u8()?, r.u8()?);
+            let RData::SSHFP(sshfp) = value.to_rdata(rtype)? else {
+                return Err(not_its_type());
+            };
             out.insert(
                 "data".into(),
                 json!({
-                    "key_tag": key_tag,
-                    "algorithm": algorithm,
-                    "digest_type": digest_type,
-                    "digest": hex(r.rest()),
+                    "algorithm": u8::from(sshfp.algorithm),
+                    "type": u8::from(sshfp.fingerprint_type),
+                    "fingerprint": hex(&sshfp.fingerprint),
+                }),
+            );
+        }
+        RecordType::DS => {
+            let RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DS(ds)) =
+                value.to_rdata(rtype)?
+            else {
+                return Err(not_its_type());
+            };
+            out.insert(
+                "data".into(),
+                json!({
+                    "key_tag": ds.key_tag(),
+                    "algorithm": u8::from(ds.algorithm()),
+                    "digest_type": u8::from(ds.digest_type()),
+                    "digest": hex(ds.digest()),
                 }),
             );
         }
@@ -920,14 +820,12 @@ fn value_fields(rtype: RecordType, value: &RecordValue) -> Result<Map<String, Va
             let RData::CERT(cert) = value.to_rdata(rtype)? else {
                 return Err(not_its_type());
             };
-            let mut r = WireReader::new(value, rtype);
-            let (cert_type, key_tag, algorithm) = (r.u16()?, r.u16()?, r.u8()?);
             out.insert(
                 "data".into(),
                 json!({
-                    "type": cert_type,
-                    "key_tag": key_tag,
-                    "algorithm": algorithm,
+                    "type": u16::from(cert.cert_type),
+                    "key_tag": cert.key_tag,
+                    "algorithm": u8::from(cert.algorithm),
                     "certificate": cert.cert_base64(),
                 }),
             );
@@ -973,10 +871,14 @@ fn value_fields(rtype: RecordType, value: &RecordValue) -> Result<Map<String, Va
             );
         }
         t if t == URI => {
-            let mut r = WireReader::new(value, rtype);
-            let (priority, weight) = (r.u16()?, r.u16()?);
-            let target = String::from_utf8(r.rest().to_vec())
-                .map_err(|_| "the API takes URI targets as text; this one is not UTF-8")?;
+            // hickory-proto has no URI type (RFC 7553): its fields are read with its decoder.
+            let mut d = hickory_proto::serialize::binary::BinDecoder::new(value.wire());
+            let short = |_| "URI data is too short".to_owned();
+            let priority = d.read_u16().map_err(short)?.unverified();
+            let weight = d.read_u16().map_err(short)?.unverified();
+            let target =
+                String::from_utf8(d.read_slice(d.len()).map_err(short)?.unverified().to_vec())
+                    .map_err(|_| "the API takes URI targets as text; this one is not UTF-8")?;
             out.insert("priority".into(), json!(priority));
             out.insert("data".into(), json!({ "weight": weight, "target": target }));
         }

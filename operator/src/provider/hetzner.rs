@@ -36,8 +36,10 @@ use zentralink_model::resources::{HttpApiSettings, ProviderType};
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
+use super::http::{base_url, error_chain, path_segment, transport_error};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use zentralink_model::record::quote_character_string as quote;
 
 /// The public API, used when `spec.hetzner.url` is not set.
 pub const DEFAULT_URL: &str = "https://dns.hetzner.com/api/v1";
@@ -682,65 +684,6 @@ fn classify(
     }
 }
 
-/// A request that never got an HTTP answer.
-fn transport_error(what: &str, e: &reqwest::Error) -> AttemptError {
-    let detail = error_chain(e);
-    let message = if e.is_connect() {
-        // The request was not sent; the resilience layer keys on "refused".
-        format!("{what}: connection refused or failed before the request was sent: {detail}")
-    } else if e.is_timeout() {
-        format!("{what}: no answer in time: {detail}")
-    } else {
-        format!("{what}: the request failed: {detail}")
-    };
-    AttemptError::transient(ProviderError::Unreachable(message))
-}
-
-/// An error with its causes, on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// The base URL without a trailing slash, checked to be http(s).
-fn base_url(configured: Option<&str>, default: &str, field: &str) -> Result<String, ProviderError> {
-    let raw = configured
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .unwrap_or(default);
-    let parsed = reqwest::Url::parse(raw)
-        .map_err(|e| ProviderError::Unsupported(format!("{field} {raw:?} is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ProviderError::Unsupported(format!(
-            "{field} {raw:?} must be an http:// or https:// URL"
-        )));
-    }
-    Ok(raw.trim_end_matches('/').to_owned())
-}
-
-/// An id as one URL path segment (ids are opaque; keep them from adding path parts).
-fn path_segment(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~') {
-                c.to_string()
-            } else {
-                let mut buf = [0u8; 4];
-                c.encode_utf8(&mut buf)
-                    .bytes()
-                    .map(|b| format!("%{b:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
-}
-
 /// The zone as read, with the API records behind each record set.
 #[derive(Debug)]
 struct ZoneState {
@@ -831,22 +774,6 @@ fn value_for_api(rtype: RecordType, value: &RecordValue) -> Result<String, Strin
         },
         _ => Ok(value.text().to_owned()),
     }
-}
-
-/// Quotes a character-string (RFC 1035 section 5.1).
-fn quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\{b:03}")),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A record body without its zone id.

@@ -5,6 +5,7 @@
 pub mod cloudflare;
 pub mod credentials;
 pub mod hetzner;
+mod http;
 pub mod powerdns;
 pub mod resilience;
 pub mod rfc2136;

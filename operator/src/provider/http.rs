@@ -1,0 +1,68 @@
+//! Helpers shared by the HTTP API providers (Hetzner, Cloudflare): transport
+//! errors, error chains, base URLs, URL path segments. Does no I/O itself.
+
+use super::ProviderError;
+use super::resilience::AttemptError;
+
+/// A request that never got an HTTP answer.
+pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> AttemptError {
+    let detail = error_chain(e);
+    let message = if e.is_connect() {
+        // The request was not sent; the resilience layer keys on "refused".
+        format!("{what}: connection refused or failed before the request was sent: {detail}")
+    } else if e.is_timeout() {
+        format!("{what}: no answer in time: {detail}")
+    } else {
+        format!("{what}: the request failed: {detail}")
+    };
+    AttemptError::transient(ProviderError::Unreachable(message))
+}
+
+/// An error with its causes, on one line.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The base URL without a trailing slash, checked to be http(s).
+pub(crate) fn base_url(
+    configured: Option<&str>,
+    default: &str,
+    field: &str,
+) -> Result<String, ProviderError> {
+    let raw = configured
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(default);
+    let parsed = reqwest::Url::parse(raw)
+        .map_err(|e| ProviderError::Unsupported(format!("{field} {raw:?} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ProviderError::Unsupported(format!(
+            "{field} {raw:?} must be an http:// or https:// URL"
+        )));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// An id as one URL path segment (ids are opaque; keep them from adding path parts).
+pub(crate) fn path_segment(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~') {
+                c.to_string()
+            } else {
+                let mut buf = [0u8; 4];
+                c.encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
+}
