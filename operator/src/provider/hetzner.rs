@@ -36,7 +36,7 @@ use zentralink_model::resources::{HttpApiSettings, ProviderType};
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
-use super::http::{base_url, error_chain, path_segment, transport_error};
+use super::http::{base_url, classify_status, error_chain, path_segment, transport_error};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 use zentralink_model::record::quote_character_string as quote;
@@ -660,28 +660,14 @@ fn classify(
     message: &str,
     retry_after: Option<std::time::Duration>,
 ) -> AttemptError {
-    let detail = if message.is_empty() {
-        format!("{what}: HTTP {status}")
-    } else {
-        format!("{what}: HTTP {status}: {message}")
-    };
-    match status.as_u16() {
-        401 | 403 => AttemptError::Permanent(ProviderError::Authentication(format!(
-            "{detail}; check the API token (DNS console, API tokens) and that it may manage this zone"
-        ))),
-        429 => AttemptError::Transient {
-            error: ProviderError::RateLimited(detail),
-            retry_after,
-        },
-        408 | 500..=599 => AttemptError::transient(ProviderError::Unreachable(detail)),
-        404 => AttemptError::Permanent(ProviderError::Conflict(format!(
-            "{detail} (it may have been removed by someone else meanwhile)"
-        ))),
-        409 => AttemptError::Permanent(ProviderError::Conflict(detail)),
-        _ => AttemptError::Permanent(ProviderError::Unsupported(format!(
-            "{detail}; Hetzner refused the request"
-        ))),
-    }
+    classify_status(
+        what,
+        status,
+        message,
+        retry_after,
+        "check the API token (DNS console, API tokens) and that it may manage this zone",
+        "Hetzner",
+    )
 }
 
 /// The zone as read, with the API records behind each record set.

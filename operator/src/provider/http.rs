@@ -66,3 +66,38 @@ pub(crate) fn path_segment(id: &str) -> String {
         })
         .collect()
 }
+
+/// Maps an HTTP error answer to an attempt outcome: authentication failures
+/// and refusals are final, 429 waits as the server asks, 408 and 5xx are
+/// worth another try (for reads).
+pub(crate) fn classify_status(
+    what: &str,
+    status: reqwest::StatusCode,
+    message: &str,
+    retry_after: Option<std::time::Duration>,
+    auth_hint: &str,
+    provider: &str,
+) -> AttemptError {
+    let detail = if message.is_empty() {
+        format!("{what}: HTTP {status}")
+    } else {
+        format!("{what}: HTTP {status}: {message}")
+    };
+    match status.as_u16() {
+        401 | 403 => AttemptError::Permanent(ProviderError::Authentication(format!(
+            "{detail}; {auth_hint}"
+        ))),
+        429 => AttemptError::Transient {
+            error: ProviderError::RateLimited(detail),
+            retry_after,
+        },
+        408 | 500..=599 => AttemptError::transient(ProviderError::Unreachable(detail)),
+        404 => AttemptError::Permanent(ProviderError::Conflict(format!(
+            "{detail} (it may have been removed by someone else meanwhile)"
+        ))),
+        409 => AttemptError::Permanent(ProviderError::Conflict(detail)),
+        _ => AttemptError::Permanent(ProviderError::Unsupported(format!(
+            "{detail}; {provider} refused the request"
+        ))),
+    }
+}
