@@ -24,12 +24,8 @@ fn zentralink(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Outp
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        // The child may exit before reading (a refused command): a broken pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
