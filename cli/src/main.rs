@@ -269,7 +269,7 @@ async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<
         );
         all_ok &= report.test.ok && report.probe.as_ref().is_none_or(|p| p.ok);
         if let Some(store) = &store {
-            record_check(store, conn, &report).await?;
+            record_check(store, &catalog, conn, &report).await?;
         }
     }
     if seen == 0 {
@@ -285,12 +285,16 @@ async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<
 /// Records a connection check in the store: results on the connection row, and an audit event.
 async fn record_check(
     store: &Store,
+    catalog: &zentralink_model::catalog::Catalog,
     conn: &zentralink_model::catalog::ConnectionEntry,
     report: &zentralink_operator::liveness::LiveReport,
 ) -> anyhow::Result<()> {
     use zentralink_store::audit::{Actor, AuditEvent};
     use zentralink_store::connections::{ConnectionCheck, NewConnection};
-    let display = catalog_display_name(&conn.tenant);
+    let display = catalog
+        .tenants
+        .get(&conn.tenant)
+        .map_or_else(|| conn.tenant.clone(), |t| t.display_name.clone());
     let tenant = store.upsert_tenant(&conn.tenant, &display).await?;
     let mut settings = serde_json::to_value(&conn.spec)?;
     if let Some(m) = settings.as_object_mut() {
@@ -356,10 +360,6 @@ async fn record_check(
         )
         .await?;
     Ok(())
-}
-
-fn catalog_display_name(tenant: &str) -> String {
-    tenant.to_owned()
 }
 
 async fn import(

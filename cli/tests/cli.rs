@@ -111,7 +111,7 @@ fn plan_exit_code_and_formats() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let t = text(&out.stdout);
     assert!(
-        t.contains("acme.example. (acme/acme-example, provider files, live)"),
+        t.contains("acme.example. (acme/acme-example, provider files, live writes requested)"),
         "{t}"
     );
     assert!(
@@ -176,7 +176,7 @@ fn an_unchanged_zone_has_an_empty_plan() {
     assert_eq!(json["zones"][0]["changes"].as_array().unwrap().len(), 0);
     assert_eq!(json["zones"][0]["requiresApproval"], false);
     assert_eq!(
-        json["zones"][0]["live"], false,
+        json["zones"][0]["liveRequested"], false,
         "connections are read-only unless acknowledged"
     );
 }

@@ -28,8 +28,11 @@ pub struct ZoneReport {
     pub name: String,
     pub zone: String,
     pub provider: String,
-    /// Whether the connection may write (plans on read-only connections are shown, never executed).
-    pub live: bool,
+    /// Whether the connection asks for live writes (`mode: Live` and
+    /// `acknowledgeLiveWrites: true`). Writes are enabled only when the
+    /// connection test and write probe pass too (`zentralink provider test`);
+    /// a plan never claims more.
+    pub live_requested: bool,
     pub digest: String,
     pub requires_approval: bool,
     /// The deterministic name of the change request a gated plan waits in.
@@ -65,7 +68,7 @@ fn state(set: Option<&RecordSet>) -> Option<RecordSetState> {
 }
 
 impl ZoneReport {
-    pub fn new(entry: &ZoneEntry, plan: &ClassifiedPlan, live: bool) -> Self {
+    pub fn new(entry: &ZoneEntry, plan: &ClassifiedPlan, live_requested: bool) -> Self {
         let changes = plan
             .plan
             .changes
@@ -88,7 +91,7 @@ impl ZoneReport {
             name: entry.name.clone(),
             zone: entry.zone.to_string(),
             provider: entry.connection.clone(),
-            live,
+            live_requested,
             digest: plan.digest.to_string(),
             requires_approval,
             change_request: requires_approval
@@ -106,7 +109,7 @@ impl ZoneReport {
             name: entry.name.clone(),
             zone: entry.zone.to_string(),
             provider: entry.connection.clone(),
-            live: false,
+            live_requested: false,
             digest: String::new(),
             requires_approval: false,
             change_request: None,
@@ -200,7 +203,11 @@ pub fn render_text(report: &PlanReport, color: bool) -> String {
             z.namespace,
             z.name,
             z.provider,
-            if z.live { ", live" } else { ", read-only" }
+            if z.live_requested {
+                ", live writes requested"
+            } else {
+                ", read-only"
+            }
         );
         if let Some(e) = &z.error {
             let _ = writeln!(out, "  {}error:{} {e}", p.del, p.reset);
@@ -318,7 +325,7 @@ pub fn render_markdown(report: &PlanReport) -> String {
             out,
             "Digest `{}`{}\n",
             z.digest,
-            if z.live {
+            if z.live_requested {
                 ""
             } else {
                 " (read-only connection: will not be executed)"

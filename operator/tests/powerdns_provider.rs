@@ -1023,7 +1023,7 @@ spec:
         assert_eq!(report.zones.len(), 1);
         let zone_report = &report.zones[0];
         assert_eq!(zone_report.error, None);
-        assert!(zone_report.live);
+        assert!(zone_report.live_requested);
         assert_eq!(zone_report.changes.len(), 3, "{:?}", zone_report.changes);
         assert!(zone_report.changes.iter().all(|c| c.op == ChangeOp::Create));
 

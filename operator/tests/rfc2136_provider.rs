@@ -752,7 +752,7 @@ spec:
     assert_eq!(report.zones.len(), 1);
     let zr = &report.zones[0];
     assert_eq!(zr.error, None);
-    assert!(!zr.live);
+    assert!(!zr.live_requested);
     let ops: Vec<(ChangeOp, String, String)> = zr
         .changes
         .iter()

@@ -39,7 +39,9 @@ use zentralink_model::resources::{HttpApiSettings, ProviderType};
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
-use super::http::{base_url, classify_status, error_chain, path_segment, transport_error};
+use super::http::{
+    base_url, classify_status, client, error_chain, path_segment, secret_header, transport_error,
+};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 use zentralink_model::record::quote_character_string as quote;
@@ -120,18 +122,11 @@ impl CloudflareProvider {
     ) -> Result<Self, ProviderError> {
         super::install_tls_provider();
         let base = base_url(settings.url.as_deref(), DEFAULT_URL, "spec.cloudflare.url")?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose().trim()))
-            .map_err(|_| {
-                ProviderError::Authentication(
-                    "the Cloudflare API token contains characters an HTTP header cannot carry; copy the token again from the Cloudflare dashboard".into(),
-                )
-            })?;
-        auth.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .connect_timeout(limits.timeout)
-            .user_agent(concat!("zentralink/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Io(format!("cannot build the HTTP client: {e}")))?;
+        let auth = secret_header(
+            &format!("Bearer {}", token.expose().trim()),
+            "the Cloudflare API token",
+        )?;
+        let client = client(limits.timeout, reqwest::header::HeaderMap::new())?;
         Ok(Self {
             base,
             client,

@@ -1,5 +1,6 @@
-//! Helpers shared by the HTTP API providers (Hetzner, Cloudflare): transport
-//! errors, error chains, base URLs, URL path segments. Does no I/O itself.
+//! Helpers shared by the HTTP API providers (PowerDNS, Hetzner, Cloudflare):
+//! the client, credential headers, transport errors, status classification,
+//! base URLs, URL path segments. Does no I/O itself.
 
 use super::ProviderError;
 use super::resilience::AttemptError;
@@ -100,4 +101,33 @@ pub(crate) fn classify_status(
             "{detail}; {provider} refused the request"
         ))),
     }
+}
+
+/// The HTTP client of one connection: its connect timeout, our user agent,
+/// and headers sent with every request.
+pub(crate) fn client(
+    timeout: std::time::Duration,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(timeout)
+        .user_agent(concat!("zentralink/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ProviderError::Io(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A header carrying a credential, marked sensitive so it is never printed.
+/// `what` names the credential in the error (never its value).
+pub(crate) fn secret_header(
+    value: &str,
+    what: &str,
+) -> Result<reqwest::header::HeaderValue, ProviderError> {
+    let mut header = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        ProviderError::Authentication(format!(
+            "{what} holds characters an HTTP header cannot carry (control characters or non-ASCII); copy it again"
+        ))
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }

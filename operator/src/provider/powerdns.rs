@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use hickory_proto::rr::rdata::HTTPS;
 use hickory_proto::rr::rdata::svcb::{Alpn, IpHint, Mandatory, SVCB, SvcParamValue};
 use hickory_proto::rr::{Name, RData, RecordType};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use zentralink_model::plan::{ApplyError, Plan, apply_plan};
@@ -161,20 +161,12 @@ impl PowerDnsProvider {
                 "the PowerDNS API key is empty".into(),
             ));
         }
-        let mut key_header = HeaderValue::from_str(api_key.expose()).map_err(|_| {
-            ProviderError::Authentication(
-                "the PowerDNS API key holds characters an HTTP header cannot carry (control characters or non-ASCII)".into(),
-            )
-        })?;
-        key_header.set_sensitive(true);
         let mut headers = HeaderMap::new();
-        headers.insert("X-API-Key", key_header);
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(limits.timeout)
-            .user_agent(concat!("zentralink/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Io(format!("cannot build the HTTP client: {e}")))?;
+        headers.insert(
+            "X-API-Key",
+            super::http::secret_header(api_key.expose(), "the PowerDNS API key")?,
+        );
+        let client = super::http::client(limits.timeout, headers)?;
         Ok(Self {
             client,
             server_url,
