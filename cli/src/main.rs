@@ -8,12 +8,28 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use zentralink_model::report::{render_markdown, render_text};
-use zentralink_model::secrets::{EncryptionKey, Keyring, SecretString};
+use zentralink_model::secrets::{EncryptionKey, Keyring, SecretBinding, SecretError, SecretString};
 use zentralink_operator::liveness::check;
 use zentralink_operator::planner::plan_all;
-use zentralink_operator::provider::connect;
+use zentralink_operator::provider::connect_with;
+use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
 use zentralink_operator::source::directory::load_catalog;
 use zentralink_store::{ConnectRetry, Store};
+
+/// Writes a line to standard output; a closed or full output is an error
+/// (exit 1 with a message), never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).context("cannot write to standard output")?
+    };
+}
+
+/// Writes a line to standard error, ignoring a closed standard error.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 /// mimalloc: plans and validation of large zones allocate many small values;
 /// it is about twice as fast as the system allocator there (docs/benchmarks.md).
@@ -24,8 +40,31 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "zentralink", version, about, propagate_version = true)]
 struct Cli {
+    /// Format of the log lines written to standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// An environment variable that connections may name in `credentials.env`,
+    /// besides those named ZENTRALINK_CREDENTIAL_*. Repeat it, or separate names
+    /// with commas. The process's own variables (PLATFORM_ENCRYPTION_KEY,
+    /// DATABASE_URL, CRON_TOKEN, ...) can never be allowed.
+    #[arg(
+        long = "allow-credential-env",
+        global = true,
+        value_name = "NAME",
+        value_delimiter = ',',
+        env = "ZENTRALINK_ALLOW_CREDENTIAL_ENV"
+    )]
+    allow_credential_env: Vec<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,11 +147,30 @@ enum ProviderCommand {
 
 #[derive(Debug, Subcommand)]
 enum SecretsCommand {
-    /// Encrypt a value read from standard input (or --value) with PLATFORM_ENCRYPTION_KEY; prints enc:v1:...
+    /// Encrypt a connection's credential read from standard input (or --value) with
+    /// PLATFORM_ENCRYPTION_KEY; prints enc:v1:... for `credentials.value`. The value
+    /// is bound to the tenant and connection: it decrypts nowhere else.
     Encrypt {
+        /// The tenant the connection belongs to (its Tenant object's name).
+        #[arg(long)]
+        tenant: String,
+        /// The ProviderConnection's namespace.
+        #[arg(long)]
+        namespace: String,
+        /// The ProviderConnection's name.
+        #[arg(long)]
+        connection: String,
         /// The value; prefer standard input, which keeps it out of the shell history.
         #[arg(long)]
         value: Option<String>,
+    },
+    /// Re-encrypt the enc:v1 credentials in manifest files under PLATFORM_ENCRYPTION_KEY
+    /// (after rotating: the old key in PLATFORM_ENCRYPTION_KEY_PREVIOUS), in place,
+    /// each keeping its binding to its connection.
+    Rotate {
+        /// Files or directories of YAML manifests.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
     /// Print a new random PLATFORM_ENCRYPTION_KEY (32 bytes, base64).
     GenerateKey,
@@ -135,30 +193,116 @@ enum Color {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
+    init_logging(cli.log_format);
+    let inputs = match Inputs::from_process(&cli.allow_credential_env) {
+        Ok(i) => i,
+        Err(e) => {
+            errln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, &inputs) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+/// Prints help and version to standard output and usage errors to standard
+/// error, without panicking when either is closed.
+fn usage(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let rendered = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            match std::io::stdout().lock().write_all(rendered.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    errln!("error: cannot write to standard output: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        _ => {
+            let _ = std::io::stderr().lock().write_all(rendered.as_bytes());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to standard error: warnings by default (retries, waits), more with RUST_LOG.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// What the process takes from its environment, read once, here: the
+/// environment variables credentials may come from and the encryption keys.
+struct Inputs {
+    credential_env: CredentialEnv,
+    /// The keyring, or why there is none (not set, or what is wrong with a key).
+    keyring: Result<Keyring, SecretError>,
+}
+
+impl Inputs {
+    fn from_process(allowed: &[String]) -> anyhow::Result<Self> {
+        let allowed: Vec<String> = allowed
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let credential_env =
+            CredentialEnv::new(std::env::vars(), &allowed).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let current = std::env::var("PLATFORM_ENCRYPTION_KEY").ok();
+        let previous = std::env::var("PLATFORM_ENCRYPTION_KEY_PREVIOUS").ok();
+        Ok(Self {
+            credential_env,
+            keyring: Keyring::from_values(current.as_deref(), previous.as_deref()),
+        })
+    }
+
+    fn sources(&self) -> CredentialSources<'_> {
+        CredentialSources {
+            keyring: self.keyring.as_ref().map_err(Clone::clone),
+            secrets: None,
+            env: &self.credential_env,
+        }
+    }
+
+    fn keyring(&self) -> anyhow::Result<Keyring> {
+        Ok(self.keyring.clone()?)
+    }
+}
+
+fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Validate { paths } => validate(&paths),
         Command::Plan {
             paths,
             format,
             color,
             exit_code,
-        } => plan(&paths, format, color, exit_code),
+        } => plan(&paths, format, color, exit_code, inputs),
         Command::Crds { out } => crds(out),
-        Command::Migrate => runtime()?.block_on(migrate()),
+        Command::Migrate => runtime()?.block_on(migrate(inputs)),
         Command::Provider {
             command: ProviderCommand::Test { paths, connection },
-        } => runtime()?.block_on(provider_test(&paths, connection.as_deref())),
+        } => runtime()?.block_on(provider_test(&paths, connection.as_deref(), inputs)),
         Command::Import {
             paths,
             connection,
@@ -173,8 +317,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             include_apex_ns,
             out,
+            inputs,
         )),
-        Command::Secrets { command } => secrets(command),
+        Command::Secrets { command } => secrets(command, inputs),
     }
 }
 
@@ -182,7 +327,7 @@ fn load_valid(paths: &[PathBuf]) -> anyhow::Result<zentralink_model::catalog::Ca
     let (catalog, errors) = load_catalog(paths);
     if !errors.is_empty() {
         for e in errors.iter() {
-            eprintln!("{e}");
+            errln!("{e}");
         }
         anyhow::bail!(
             "{} error(s) in the manifests; fix them first (zentralink validate)",
@@ -198,13 +343,18 @@ fn split_ref(reference: &str) -> anyhow::Result<(&str, &str)> {
         .ok_or_else(|| anyhow::anyhow!("{reference:?}: write the connection as NAMESPACE/NAME"))
 }
 
-async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn provider_test(
+    paths: &[PathBuf],
+    only: Option<&str>,
+    inputs: &Inputs,
+) -> anyhow::Result<ExitCode> {
     let catalog = load_valid(paths)?;
     let only = only.map(split_ref).transpose()?;
     let store = match std::env::var("DATABASE_URL") {
-        Ok(_) => Some(open_store().await?),
+        Ok(_) => Some(open_store(inputs).await?),
         Err(_) => None,
     };
+    let sources = inputs.sources();
     let mut all_ok = true;
     let mut seen = 0;
     for conn in catalog.connections.values() {
@@ -217,7 +367,7 @@ async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<
             .iter()
             .find(|z| z.namespace == conn.namespace && z.connection == conn.name)
             .map(|z| z.zone.clone());
-        let report = match connect(conn) {
+        let report = match connect_with(conn, &sources) {
             Ok(p) => {
                 check(
                     conn,
@@ -228,7 +378,7 @@ async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<
                 .await
             }
             Err(e) => {
-                println!(
+                outln!(
                     "{}/{} ({}): cannot connect: {e}",
                     conn.namespace,
                     conn.name,
@@ -238,26 +388,26 @@ async fn provider_test(paths: &[PathBuf], only: Option<&str>) -> anyhow::Result<
                 continue;
             }
         };
-        println!(
+        outln!(
             "{}/{} ({})",
             conn.namespace,
             conn.name,
             conn.spec.provider_type.as_str()
         );
-        println!(
+        outln!(
             "  connection test: {} - {}",
             if report.test.ok { "passed" } else { "FAILED" },
             report.test.message
         );
         match &report.probe {
-            Some(p) => println!(
+            Some(p) => outln!(
                 "  write probe:     {} - {}",
                 if p.ok { "passed" } else { "FAILED" },
                 p.message
             ),
-            None => println!("  write probe:     not run - the connection is not meant to write"),
+            None => outln!("  write probe:     not run - the connection is not meant to write"),
         }
-        println!(
+        outln!(
             "  live writes:     {} ({}: {})",
             if report.decision.live {
                 "enabled"
@@ -369,6 +519,7 @@ async fn import(
     name: Option<String>,
     include_apex_ns: bool,
     out: Option<PathBuf>,
+    inputs: &Inputs,
 ) -> anyhow::Result<ExitCode> {
     use zentralink_model::adopt::{AdoptOptions, zone_manifest, zone_manifest_yaml};
     let catalog = load_valid(paths)?;
@@ -378,7 +529,7 @@ async fn import(
     })?;
     let zone =
         zentralink_model::ZoneName::parse(zone).map_err(|e| anyhow::anyhow!("--zone: {e}"))?;
-    let provider = connect(conn)?;
+    let provider = connect_with(conn, &inputs.sources())?;
     let content = provider
         .read_zone(&zone)
         .await?
@@ -402,9 +553,12 @@ async fn import(
         Some(path) => {
             std::fs::write(&path, yaml)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            errln!("wrote {}", path.display());
         }
-        None => print!("{yaml}"),
+        None => std::io::stdout()
+            .lock()
+            .write_all(yaml.as_bytes())
+            .context("cannot write to standard output")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -416,89 +570,170 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn keyring() -> anyhow::Result<Keyring> {
-    let current = std::env::var("PLATFORM_ENCRYPTION_KEY").ok();
-    let previous = std::env::var("PLATFORM_ENCRYPTION_KEY_PREVIOUS").ok();
-    Ok(Keyring::from_values(
-        current.as_deref(),
-        previous.as_deref(),
-    )?)
-}
-
-async fn open_store() -> anyhow::Result<Store> {
+async fn open_store(inputs: &Inputs) -> anyhow::Result<Store> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| anyhow::anyhow!("DATABASE_URL is not set; point it at PostgreSQL, e.g. postgres://zentralink@127.0.0.1:5432/zentralink"))?;
-    let store = Store::connect(&url, keyring()?, ConnectRetry::default()).await?;
+    let store = Store::connect(&url, inputs.keyring()?, ConnectRetry::default()).await?;
     Ok(store)
 }
 
-async fn migrate() -> anyhow::Result<ExitCode> {
-    let store = open_store().await?;
+async fn migrate(inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let store = open_store(inputs).await?;
     store.migrate().await?;
-    println!(
+    outln!(
         "database schema is current ({} migrations)",
         zentralink_store::MIGRATOR.iter().count()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn secrets(command: SecretsCommand) -> anyhow::Result<ExitCode> {
+fn secrets(command: SecretsCommand, inputs: &Inputs) -> anyhow::Result<ExitCode> {
     match command {
         SecretsCommand::GenerateKey => {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key)
                 .map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
-            println!("{}", EncryptionKey::from_bytes(key).to_base64());
+            outln!("{}", EncryptionKey::from_bytes(key).to_base64());
         }
-        SecretsCommand::Encrypt { value } => {
-            let ring = keyring()?;
+        SecretsCommand::Encrypt {
+            tenant,
+            namespace,
+            connection,
+            value,
+        } => {
+            for (flag, v) in [
+                ("--tenant", &tenant),
+                ("--namespace", &namespace),
+                ("--connection", &connection),
+            ] {
+                zentralink_model::documents::check_object_name(v)
+                    .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            }
+            let ring = inputs.keyring()?;
             let value = match value {
                 Some(v) => v,
                 None => {
                     let mut s = String::new();
-                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                        .context("cannot read standard input")?;
+                    std::io::Read::read_to_string(
+                        &mut std::io::Read::take(std::io::stdin(), 1 << 20),
+                        &mut s,
+                    )
+                    .context("cannot read standard input")?;
                     s.trim_end_matches(['\n', '\r']).to_owned()
                 }
             };
             if value.is_empty() {
                 anyhow::bail!("nothing to encrypt: pass the value on standard input");
             }
-            println!(
+            let binding = SecretBinding::connection(&tenant, &namespace, &connection);
+            outln!(
                 "{}",
-                ring.seal(&SecretString::new(value), zentralink_store::fresh_nonce()?)
+                ring.seal(
+                    &SecretString::new(value),
+                    &binding,
+                    zentralink_store::fresh_nonce()?
+                )
             );
         }
+        SecretsCommand::Rotate { paths } => return rotate_manifests(&paths, inputs),
         SecretsCommand::Reencrypt => {
             let rt = runtime()?;
             let moved = rt.block_on(async {
-                let store = open_store().await?;
+                let store = open_store(inputs).await?;
                 store.migrate().await?;
                 anyhow::Ok(store.reencrypt_secrets().await?)
             })?;
-            println!(
+            outln!(
                 "re-encrypted {moved} stored secret(s) under key {}",
-                keyring()?.current_id()
+                inputs.keyring()?.current_id()
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Re-encrypts the `credentials.value` of every connection in the manifests
+/// that is not under the current key, writing each file back in place with
+/// only those values replaced. Every value must decrypt for its own
+/// connection first: nothing is written when one does not.
+fn rotate_manifests(paths: &[PathBuf], inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let catalog = load_valid(paths)?;
+    let ring = inputs.keyring()?;
+    let mut by_file: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for conn in catalog.connections.values() {
+        let Some(old) = conn.spec.credentials.as_ref().and_then(|c| c.value.clone()) else {
+            continue;
+        };
+        if !ring.needs_reencryption(&old) {
+            continue;
+        }
+        let binding = SecretBinding::connection(&conn.tenant, &conn.namespace, &conn.name);
+        let fresh = ring
+            .reencrypt(&old, &binding, zentralink_store::fresh_nonce()?)
+            .with_context(|| format!("connection {}/{}", conn.namespace, conn.name))?;
+        by_file
+            .entry(conn.origin.file.name.clone())
+            .or_default()
+            .push((old, fresh));
+    }
+    let mut moved = 0;
+    for (file, replacements) in by_file {
+        let mut text = conn_file_text(&catalog, &file)?;
+        for (old, fresh) in &replacements {
+            text = text.replacen(old.as_str(), fresh, 1);
+            moved += 1;
+        }
+        write_atomically(std::path::Path::new(&file), text.as_bytes())
+            .with_context(|| format!("cannot write {file}"))?;
+        outln!("{file}: re-encrypted {} value(s)", replacements.len());
+    }
+    outln!(
+        "re-encrypted {moved} manifest value(s) under key {}",
+        ring.current_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn conn_file_text(
+    catalog: &zentralink_model::catalog::Catalog,
+    file: &str,
+) -> anyhow::Result<String> {
+    catalog
+        .connections
+        .values()
+        .find(|c| c.origin.file.name == file)
+        .map(|c| c.origin.file.text().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("{file}: not read"))
+}
+
+/// Writes a file through a temporary file in the same directory and a rename.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let (catalog, errors) = load_catalog(paths);
     if !errors.is_empty() {
         for e in errors.iter() {
-            eprintln!("{e}");
+            errln!("{e}");
         }
-        eprintln!(
+        errln!(
             "{} error{} found",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" }
         );
         return Ok(ExitCode::from(1));
     }
-    println!(
+    outln!(
         "valid: {} tenant(s), {} policy(ies), {} connection(s), {} zone(s), {} record set(s)",
         catalog.tenants.len(),
         catalog.policies.len(),
@@ -514,20 +749,22 @@ fn plan(
     format: Format,
     color: Color,
     exit_code: bool,
+    inputs: &Inputs,
 ) -> anyhow::Result<ExitCode> {
     let (catalog, errors) = load_catalog(paths);
     if !errors.is_empty() {
         for e in errors.iter() {
-            eprintln!("{e}");
+            errln!("{e}");
         }
-        eprintln!(
+        errln!(
             "{} error{} found; nothing planned",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" }
         );
         return Ok(ExitCode::from(1));
     }
-    let report = runtime()?.block_on(plan_all(&catalog));
+    let sources = inputs.sources();
+    let report = runtime()?.block_on(plan_all(&catalog, &sources));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Markdown => render_markdown(&report),
@@ -542,14 +779,17 @@ fn plan(
             render_text(&report, colour)
         }
     };
-    std::io::stdout().write_all(text.as_bytes())?;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
     if report.has_errors() {
         for z in report
             .zones
             .iter()
             .filter_map(|z| z.error.as_ref().map(|e| (z, e)))
         {
-            eprintln!("{}: {}", z.0.zone, z.1);
+            errln!("{}: {}", z.0.zone, z.1);
         }
         return Ok(ExitCode::from(1));
     }
@@ -566,9 +806,11 @@ fn crds(out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             let mut stdout = std::io::stdout().lock();
             for (i, (_, yaml)) in files.iter().enumerate() {
                 if i > 0 {
-                    writeln!(stdout, "---")?;
+                    writeln!(stdout, "---").context("cannot write to standard output")?;
                 }
-                stdout.write_all(yaml.as_bytes())?;
+                stdout
+                    .write_all(yaml.as_bytes())
+                    .context("cannot write to standard output")?;
             }
         }
         Some(dir) => {
@@ -578,7 +820,7 @@ fn crds(out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 let path = dir.join(name);
                 std::fs::write(&path, yaml)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
         }
     }

@@ -37,7 +37,17 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn secrets_need_a_key_and_round_trip() {
-    let out = zentralink(&["secrets", "encrypt"], &[], Some("x"));
+    let bind = [
+        "secrets",
+        "encrypt",
+        "--tenant",
+        "acme",
+        "--namespace",
+        "acme",
+        "--connection",
+        "pdns",
+    ];
+    let out = zentralink(&bind, &[], Some("x"));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(
         "PLATFORM_ENCRYPTION_KEY is not set. Generate one with `zentralink secrets generate-key`"
@@ -47,7 +57,7 @@ fn secrets_need_a_key_and_round_trip() {
         .to_owned();
     assert_eq!(key.len(), 44, "32 bytes in base64");
     let out = zentralink(
-        &["secrets", "encrypt"],
+        &bind,
         &[("PLATFORM_ENCRYPTION_KEY", &key)],
         Some("api-key-value\n"),
     );
@@ -57,11 +67,7 @@ fn secrets_need_a_key_and_round_trip() {
         envelope.starts_with("enc:v1:") && !envelope.contains("api-key-value"),
         "{envelope}"
     );
-    let bad = zentralink(
-        &["secrets", "encrypt"],
-        &[("PLATFORM_ENCRYPTION_KEY", "c2hvcnQ=")],
-        Some("x"),
-    );
+    let bad = zentralink(&bind, &[("PLATFORM_ENCRYPTION_KEY", "c2hvcnQ=")], Some("x"));
     assert!(
         text(&bad.stderr).contains("not a base64-encoded 32-byte key"),
         "{}",

@@ -560,6 +560,12 @@ impl Builder {
                         "set exactly one of secretRef, env, value",
                     ));
                 }
+                if let Some(var) = &c.env
+                    && let Err(e) = crate::secrets::check_credential_env_name(var)
+                {
+                    self.errors
+                        .push(origin.diagnostic("spec.credentials.env", e));
+                }
                 if let Some(v) = &c.value
                     && !v.starts_with("enc:v1:")
                 {
@@ -681,13 +687,18 @@ impl Builder {
                 continue;
             }
             let mut values = Vec::with_capacity(rs.values.len());
+            let mut seen: std::collections::HashSet<RecordValue> =
+                std::collections::HashSet::with_capacity(rs.values.len());
             for (j, v) in rs.values.iter().enumerate() {
                 match RecordValue::parse(rtype, v, &zone) {
                     Ok(val) => {
-                        if values.contains(&val) {
+                        if !seen.insert(val.clone()) {
                             self.errors.push(origin.diagnostic(
                                 format!("{base}.values[{j}]"),
-                                format!("value {:?} is listed twice", val.text()),
+                                format!(
+                                    "value {:?} is listed twice",
+                                    crate::secrets::shorten(val.text(), 80)
+                                ),
                             ));
                         }
                         values.push(val);
@@ -893,47 +904,88 @@ fn check_ttl(ttl: u32) -> Result<(), String> {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{url:?} has no host"));
+/// Parses a provider URL once, as the provider will: http(s), a host, no
+/// user or password (credentials come from `spec.credentials`), no query or fragment.
+pub fn parse_provider_url(url: &str) -> Result<url::Url, String> {
+    let shown = crate::secrets::shorten(url, 120);
+    let parsed =
+        url::Url::parse(url.trim()).map_err(|e| format!("{shown:?} is not a valid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{shown:?} is not an http:// or https:// URL"));
     }
-    Ok(())
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown:?} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{:?} carries a user name or password; put credentials in spec.credentials, never in the URL",
+            format!(
+                "{}://...@{}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or("")
+            )
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "{shown:?} must not have a query (?...) or fragment (#...)"
+        ));
+    }
+    Ok(parsed)
 }
 
-/// A light structural check of an OpenSSH public key line: `<type> <base64> [comment]`.
-/// Signature verification parses keys fully.
+fn check_url(url: &str) -> Result<(), String> {
+    parse_provider_url(url).map(|_| ())
+}
+
+/// Key types approvers may sign with.
+const SSH_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... comment`) fully,
+/// with the `ssh-key` crate: a truncated or altered key is refused here, not
+/// when the first signature fails to verify.
+pub fn parse_ssh_public_key(line: &str) -> Result<ssh_key::PublicKey, String> {
+    let line = line.trim();
+    let kind = line.split_whitespace().next().unwrap_or("");
+    if line.is_empty() {
+        return Err("an SSH public key is required (`ssh-ed25519 AAAA... comment`)".into());
+    }
+    if !SSH_KEY_TYPES.contains(&kind) {
+        return Err(format!(
+            "{:?} is not a supported SSH key type; use one of {}",
+            crate::secrets::shorten(kind, 40),
+            SSH_KEY_TYPES.join(", ")
+        ));
+    }
+    let key = ssh_key::PublicKey::from_openssh(line).map_err(|e| {
+        format!("not a valid OpenSSH {kind} public key ({e}); copy the whole line of the .pub file")
+    })?;
+    if key.algorithm().as_str() != kind {
+        return Err(format!(
+            "the line says {kind} but the key is {}",
+            key.algorithm().as_str()
+        ));
+    }
+    if let ssh_key::public::KeyData::Rsa(rsa) = key.key_data() {
+        let bits = rsa.n.as_positive_bytes().map_or(0, |b| b.len() * 8);
+        if bits < 2048 {
+            return Err(format!(
+                "an RSA key of {bits} bits is too weak to approve changes; use at least 2048 bits, or Ed25519"
+            ));
+        }
+    }
+    Ok(key)
+}
+
+/// Checks an approver key line (see [`parse_ssh_public_key`]).
 pub fn check_ssh_public_key(line: &str) -> Result<(), String> {
-    let mut parts = line.split_whitespace();
-    let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
-        return Err("not an OpenSSH public key (expected `ssh-ed25519 AAAA... comment`)".into());
-    };
-    const KINDS: [&str; 7] = [
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    ];
-    if !KINDS.contains(&kind) {
-        return Err(format!("{kind:?} is not a supported SSH key type"));
-    }
-    let blob = data_encoding::BASE64
-        .decode(body.as_bytes())
-        .map_err(|_| "the key body is not base64".to_owned())?;
-    // The blob starts with the key type as an SSH string.
-    let embedded = blob
-        .get(4..)
-        .and_then(|rest| rest.get(..kind.len()))
-        .map(|b| b == kind.as_bytes())
-        .unwrap_or(false);
-    if !embedded {
-        return Err(format!("the key body does not hold a {kind} key"));
-    }
-    Ok(())
+    parse_ssh_public_key(line).map(|_| ())
 }

@@ -43,6 +43,37 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// The longest message and field path an error shows; input echoed in an
+/// error is cut there, with an ellipsis.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+pub const MAX_PATH_CHARS: usize = 200;
+
+impl Diagnostic {
+    /// An error about a whole file (no line, no field).
+    pub fn file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            path: String::new(),
+            message: message.into(),
+        }
+        .bounded()
+    }
+
+    /// The same error with its message and path cut to their limits.
+    pub fn bounded(mut self) -> Self {
+        if let std::borrow::Cow::Owned(m) =
+            crate::secrets::shorten(&self.message, MAX_MESSAGE_CHARS)
+        {
+            self.message = m;
+        }
+        if let std::borrow::Cow::Owned(p) = crate::secrets::shorten(&self.path, MAX_PATH_CHARS) {
+            self.path = p;
+        }
+        self
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
@@ -50,9 +81,17 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{line}")?;
         }
         if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
+            write!(
+                f,
+                ": {}",
+                crate::secrets::shorten(&self.path, MAX_PATH_CHARS)
+            )?;
         }
-        write!(f, ": {}", self.message)
+        write!(
+            f,
+            ": {}",
+            crate::secrets::shorten(&self.message, MAX_MESSAGE_CHARS)
+        )
     }
 }
 

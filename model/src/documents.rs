@@ -123,10 +123,15 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// A file's text; a UTF-8 byte-order mark before it is dropped.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Self> {
+        let mut text = text.into();
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
         Arc::new(Self {
             name: name.into(),
-            text: text.into(),
+            text,
             index: OnceLock::new(),
         })
     }
@@ -179,6 +184,7 @@ impl Origin {
             path,
             message: message.into(),
         }
+        .bounded()
     }
 }
 
@@ -196,6 +202,9 @@ pub struct LoadedObject {
 /// its type; when anything is wrong, the file is read again on the careful
 /// path, which finds every error with its line and field path.
 pub fn parse_documents(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diagnostics) {
+    if let Err(d) = check_nesting(file) {
+        return (Vec::new(), Diagnostics(vec![d]));
+    }
     if let Some(objects) = fast::parse(file) {
         return (objects, Diagnostics::default());
     }
@@ -213,12 +222,27 @@ fn parse_documents_carefully(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diag
         let value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(Diagnostic {
-                    file: file.name.clone(),
-                    line: e.location().map(|l| l.line()),
-                    path: String::new(),
-                    message: format!("not valid YAML: {}", strip_location(&e.to_string())),
-                });
+                let message = strip_location(&e.to_string());
+                let duplicate = message
+                    .contains("duplicate entry")
+                    .then(|| file.documents().get(document))
+                    .flatten()
+                    .and_then(|doc| doc.duplicates.first().cloned());
+                errors.push(match duplicate {
+                    Some((path, line)) => Diagnostic {
+                        file: file.name.clone(),
+                        line: Some(line),
+                        message: "this key is given twice in the same mapping; a reviewer would read one and the operator apply the other: keep one".into(),
+                        path,
+                    },
+                    None => Diagnostic {
+                        file: file.name.clone(),
+                        line: e.location().map(|l| l.line()),
+                        path: String::new(),
+                        message: format!("not valid YAML: {message}"),
+                    },
+                }
+                .bounded());
                 // The YAML stream cannot be read past a syntax error.
                 break;
             }
@@ -315,7 +339,13 @@ mod fast {
             let mut kind = None;
             let mut metadata = None;
             let mut spec = None;
+            let mut seen: Vec<String> = Vec::with_capacity(4);
             while let Some(key) = map.next_key::<String>()? {
+                // a duplicate key is refused by the careful path, with its line
+                if seen.contains(&key) {
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                seen.push(key.clone());
                 match key.as_str() {
                     "apiVersion" => api_version = map.next_value::<String>()? == API_VERSION,
                     "kind" => kind = Kind::parse(&map.next_value::<String>()?),
@@ -416,6 +446,73 @@ mod fast {
             objects.push(LoadedObject { resource, origin });
         }
         Some(objects)
+    }
+}
+
+/// The deepest nesting of mappings and sequences a document may have. Real
+/// manifests nest six levels; the YAML parser takes time that grows with the
+/// square of the depth, so deeper input is refused before it is parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses input nested deeper than [`MAX_NESTING`], in time linear in its
+/// size. A byte scan bounds the depth from above (flow brackets, indentation,
+/// compact `- - -` sequences); only when that bound is high does an event
+/// parser that stops at the limit decide.
+fn check_nesting(file: &SourceFile) -> Result<(), Diagnostic> {
+    let text = file.text();
+    let mut brackets = 0usize;
+    let mut max_brackets = 0usize;
+    let mut max_indent = 0usize;
+    let mut max_dashes = 0usize;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        max_indent = max_indent.max(indent);
+        max_dashes = max_dashes.max(line.matches("- ").count());
+        for b in line.bytes() {
+            match b {
+                b'[' | b'{' => {
+                    brackets += 1;
+                    max_brackets = max_brackets.max(brackets);
+                }
+                b']' | b'}' => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    if max_brackets <= MAX_NESTING && max_indent / 2 + max_dashes <= MAX_NESTING {
+        return Ok(());
+    }
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::SequenceStart(..) | Event::MappingStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(too_deep(file, mark.line()));
+                }
+            }
+            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
+            Ok((Event::StreamEnd, _)) => return Ok(()),
+            Ok(_) => {}
+            // The parser's own recursion limit is the same refusal; other
+            // syntax errors are reported, with their line, by the parse itself.
+            Err(e) if e.info().contains("recursion limit") => {
+                return Err(too_deep(file, e.marker().line()));
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+fn too_deep(file: &SourceFile, line: usize) -> Diagnostic {
+    Diagnostic {
+        file: file.name.clone(),
+        line: Some(line),
+        path: String::new(),
+        message: format!(
+            "the YAML is nested more than {MAX_NESTING} levels deep; no ZentraLink manifest needs that, so it is not read"
+        ),
     }
 }
 
@@ -532,26 +629,30 @@ fn check_metadata(meta: Option<&Value>, kind: Kind, origin: &Origin) -> Result<(
     }
 }
 
-/// Object names follow Kubernetes' DNS-1123 subdomain rule.
+/// Object names follow Kubernetes' DNS-1123 subdomain rule: at most 253
+/// characters, dot-separated labels of lower-case letters, digits and '-',
+/// each starting and ending with a letter or digit.
 pub fn check_object_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric());
-    if ok {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && label
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && label
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a valid object name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"
+            "{:?} is not a valid object name (a DNS subdomain: dot-separated parts of lower-case letters, digits and '-', each starting and ending with a letter or digit, at most 253 characters)",
+            crate::secrets::shorten(name, 80)
         ))
     }
 }
@@ -575,7 +676,8 @@ pub fn check_namespace_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)"
+            "{:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)",
+            crate::secrets::shorten(name, 80)
         ))
     }
 }
@@ -596,11 +698,20 @@ struct DocumentIndex {
     /// Line of the first key or value: where a reader sees the document begin.
     first_content_line: Option<usize>,
     lines: HashMap<String, usize>,
+    /// Keys given twice in one mapping: path and line of the second.
+    duplicates: Vec<(String, usize)>,
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        keys: std::collections::HashSet<String>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -622,7 +733,7 @@ impl Indexer {
     /// The path of the value that starts now, consuming the pending key or index.
     fn value_path(&mut self) -> String {
         match self.stack.last_mut() {
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, .. }) => match key.take() {
                 Some(k) => join(path, &k),
                 None => path.clone(),
             },
@@ -656,6 +767,7 @@ impl MarkedEventReceiver for Indexer {
                     start_line: line,
                     first_content_line: None,
                     lines: HashMap::new(),
+                    duplicates: Vec::new(),
                 });
             }
             Event::DocumentEnd => {
@@ -668,9 +780,13 @@ impl MarkedEventReceiver for Indexer {
                     doc.first_content_line.get_or_insert(line);
                 }
                 if self.expecting_key() {
-                    if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
+                    if let Some(Frame::Map { path, key, keys }) = self.stack.last_mut() {
                         let p = join(path, &text);
+                        let repeated = !keys.insert(text.clone());
                         *key = Some(text);
+                        if repeated && let Some(doc) = self.current.as_mut() {
+                            doc.duplicates.push((p.clone(), line));
+                        }
                         self.record(p, line);
                     }
                 } else {
@@ -685,7 +801,11 @@ impl MarkedEventReceiver for Indexer {
             Event::MappingStart(..) => {
                 let p = self.value_path();
                 self.record(p.clone(), line);
-                self.stack.push(Frame::Map { path: p, key: None });
+                self.stack.push(Frame::Map {
+                    path: p,
+                    key: None,
+                    keys: std::collections::HashSet::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 let p = self.value_path();

@@ -13,6 +13,7 @@ pub mod record;
 pub mod report;
 pub mod resources;
 pub mod secrets;
+pub mod text;
 pub mod zone;
 
 pub use diagnostics::{Diagnostic, Diagnostics, FieldError};

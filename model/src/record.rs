@@ -4,10 +4,15 @@
 //! equality, ordering and the plan digest) and presentation text (for people
 //! and providers). Pure.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 
-use hickory_proto::rr::rdata::{ANAME, CNAME, HTTPS, NS, NULL, PTR, TXT};
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::rr::rdata::{
+    ANAME, CNAME, HINFO, HTTPS, NAPTR, NS, NULL, PTR, SMIMEA, SVCB, TXT,
+};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
 
@@ -193,17 +198,44 @@ impl std::hash::Hash for RecordValue {
     }
 }
 
+/// Whether a value is being declared by a user or read from a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Declared,
+    Existing,
+}
+
 impl RecordValue {
     /// Parses a value in the presentation format of `rtype` (what `dig` prints
-    /// and zone files hold). Names in the value may be absolute or relative to
-    /// `zone`. The RFC 3597 form `\# <length> <hex>` is accepted for every type.
+    /// and zone files hold), as users declare it: every field must be used,
+    /// nothing is dropped or silently rewritten. Names in the value may be
+    /// absolute or relative to `zone`. The RFC 3597 form `\# <length> <hex>`
+    /// is accepted for every type.
     pub fn parse(rtype: RecordType, input: &str, zone: &ZoneName) -> Result<Self, String> {
+        Self::parse_as(rtype, input, zone, Origin::Declared)
+    }
+
+    /// Parses a value a provider already holds (its API's or zone file's
+    /// presentation text): the same syntax, every field used, but data that
+    /// ZentraLink would not let anyone declare (a digest of the wrong length
+    /// for its type, parameters on an AliasMode SVCB) stays readable, so a
+    /// zone with such a record can still be planned and brought under management.
+    pub fn parse_existing(rtype: RecordType, input: &str, zone: &ZoneName) -> Result<Self, String> {
+        Self::parse_as(rtype, input, zone, Origin::Existing)
+    }
+
+    fn parse_as(
+        rtype: RecordType,
+        input: &str,
+        zone: &ZoneName,
+        origin: Origin,
+    ) -> Result<Self, String> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err("a record value is required".into());
         }
         if let Some(rest) = trimmed.strip_prefix("\\#") {
-            return Self::parse_generic(rtype, rest);
+            return Self::parse_generic(rtype, rest, origin);
         }
         if let RecordType::Unknown(code) = rtype {
             return Err(format!(
@@ -212,25 +244,19 @@ impl RecordValue {
         }
         let rdata = match rtype {
             RecordType::TXT => parse_txt(trimmed)?,
-            RecordType::A | RecordType::AAAA => {
-                let parsed = RData::try_from_str(rtype, trimmed)
-                    .map_err(|_| invalid_address(rtype, trimmed))?;
-                // try_from_str ignores tokens after the address; refuse them.
-                if trimmed.split_whitespace().count() != 1 {
-                    return Err(invalid_address(rtype, trimmed));
-                }
-                parsed
-            }
-            _ => RData::try_from_str(rtype, trimmed)
-                .map_err(|e| format!("{trimmed:?} is not valid {} data: {e}", type_name(rtype)))?,
+            _ => parse_fields(rtype, trimmed)?,
         };
-        check_no_ip_target(rtype, trimmed)?;
         let rdata = normalize_names(rdata, zone.as_name())?;
         check_targets(&rdata)?;
+        if origin == Origin::Declared {
+            check_declared_data(&rdata)?;
+        }
         Self::from_rdata(&rdata)
     }
 
-    /// Builds a value from record data a provider returned.
+    /// Builds a value from record data a provider returned. Deliberately
+    /// lenient: data already in a zone must stay readable even where `parse`
+    /// would refuse to declare it (a digest of the wrong length, say).
     pub fn from_rdata(rdata: &RData) -> Result<Self, String> {
         let wire = canonical_wire(rdata)?;
         let text = render(rdata, &wire);
@@ -240,7 +266,7 @@ impl RecordValue {
         })
     }
 
-    fn parse_generic(rtype: RecordType, rest: &str) -> Result<Self, String> {
+    fn parse_generic(rtype: RecordType, rest: &str, origin: Origin) -> Result<Self, String> {
         let mut tokens = rest.split_whitespace();
         let len: usize = tokens
             .next()
@@ -249,7 +275,7 @@ impl RecordValue {
         let hex: String = tokens.collect();
         let bytes = data_encoding::HEXLOWER_PERMISSIVE
             .decode(hex.as_bytes())
-            .map_err(|_| format!("RFC 3597 data {hex:?} is not hexadecimal"))?;
+            .map_err(|_| format!("RFC 3597 data {} is not hexadecimal", shown(&hex)))?;
         if bytes.len() != len {
             return Err(format!(
                 "RFC 3597 data says {len} bytes but holds {}",
@@ -259,29 +285,17 @@ impl RecordValue {
         if bytes.is_empty() {
             return Err("RFC 3597 data of length 0 cannot be stored".into());
         }
-        let length =
-            u16::try_from(bytes.len()).map_err(|_| "record data longer than 65535 bytes")?;
         let rdata = match rtype {
             RecordType::Unknown(_) => RData::Unknown {
                 code: rtype,
                 rdata: NULL::with(bytes),
             },
-            _ => {
-                let mut decoder = BinDecoder::new(&bytes);
-                let rdata =
-                    RData::read(&mut decoder, rtype, Restrict::new(length)).map_err(|e| {
-                        format!("RFC 3597 data is not valid {} data: {e}", type_name(rtype))
-                    })?;
-                if !decoder.is_empty() {
-                    return Err(format!(
-                        "RFC 3597 data has bytes left over after the {} data",
-                        type_name(rtype)
-                    ));
-                }
-                rdata
-            }
+            _ => decode_wire(rtype, &bytes, "RFC 3597 data")?,
         };
         check_targets(&rdata)?;
+        if origin == Origin::Declared {
+            check_declared_data(&rdata)?;
+        }
         Self::from_rdata(&rdata)
     }
 
@@ -304,30 +318,676 @@ impl RecordValue {
     }
 }
 
+/// Reads record data in wire form; `source` names where the bytes came from.
+fn decode_wire(rtype: RecordType, bytes: &[u8], source: &str) -> Result<RData, String> {
+    let length = u16::try_from(bytes.len()).map_err(|_| "record data longer than 65535 bytes")?;
+    let mut decoder = BinDecoder::new(bytes);
+    let rdata = RData::read(&mut decoder, rtype, Restrict::new(length)).map_err(|e| {
+        format!(
+            "{source} is not valid {} data: {}",
+            type_name(rtype),
+            cut(&e.to_string())
+        )
+    })?;
+    if !decoder.is_empty() {
+        return Err(format!(
+            "{source} has bytes left over after the {} data",
+            type_name(rtype)
+        ));
+    }
+    Ok(rdata)
+}
+
+/// Longest piece of user input quoted in a message, in characters.
+const SHOWN_MAX: usize = 80;
+
+/// Cuts text for a message to [`SHOWN_MAX`] characters, marking the cut with `…`.
+fn cut(text: &str) -> Cow<'_, str> {
+    crate::text::shorten(text, SHOWN_MAX)
+}
+
+/// User input quoted for a message, cut to about [`SHOWN_MAX`] characters.
+fn shown(text: &str) -> String {
+    format!("{:?}", cut(text))
+}
+
+/// One field of a value in presentation format (RFC 1035 section 5.1).
+#[derive(Debug)]
+struct Token<'a> {
+    /// The field as written, quotes and escapes included.
+    raw: &'a str,
+    /// The bytes it stands for, `\X` and `\DDD` escapes decoded.
+    bytes: Vec<u8>,
+    /// Whether it was written as a quoted string.
+    quoted: bool,
+}
+
+impl Token<'_> {
+    /// The field for a message: what it stands for, without quotes.
+    fn shown(&self) -> String {
+        shown(&String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+/// Splits a value into fields by RFC 1035 section 5.1: a quoted string is one
+/// field, anything else runs to the next space; `\X` stands for `X` and `\DDD`
+/// for the byte with decimal value DDD. hickory-proto's lexer is not public,
+/// and decodes `\DDD` wrongly (see [`parse_character_strings`]), so fields
+/// are split here and counted against [`presentation_fields`].
+fn tokenize(input: &str) -> Result<Vec<Token<'_>>, String> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let quoted = bytes[i] == b'"';
+        if quoted {
+            i += 1;
+        }
+        let mut decoded = Vec::new();
+        let mut closed = !quoted;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if quoted && b == b'"' {
+                closed = true;
+                i += 1;
+                break;
+            }
+            if !quoted && b.is_ascii_whitespace() {
+                break;
+            }
+            if b == b'\\' {
+                let digits = bytes
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
+                if let Some(d) = digits {
+                    let v = u32::from(d[0] - b'0') * 100
+                        + u32::from(d[1] - b'0') * 10
+                        + u32::from(d[2] - b'0');
+                    let byte =
+                        u8::try_from(v).map_err(|_| format!("escape \\{v} is larger than 255"))?;
+                    decoded.push(byte);
+                    i += 4;
+                } else if let Some(&next) = bytes.get(i + 1) {
+                    if next.is_ascii_digit() {
+                        return Err("an escape \\DDD needs exactly three digits".into());
+                    }
+                    decoded.push(next);
+                    i += 2;
+                } else {
+                    return Err("a lone backslash at the end".into());
+                }
+                continue;
+            }
+            decoded.push(b);
+            i += 1;
+        }
+        if !closed {
+            return Err("a quoted string is not closed".into());
+        }
+        // Fields start and end at ASCII bytes, so these are character boundaries.
+        let raw = input
+            .get(start..i)
+            .ok_or("a field does not end on a character boundary")?;
+        out.push(Token {
+            raw,
+            bytes: decoded,
+            quoted,
+        });
+    }
+    Ok(out)
+}
+
+/// The fields of a type's presentation format, which the tokens of a value
+/// must match one to one (hickory-proto's parsers take the tokens they need
+/// and ignore the rest). TXT is not here: its data is any number of strings.
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    /// Fields that take one token each, in order.
+    fixed: &'static [&'static str],
+    /// What follows the fixed fields.
+    rest: Rest,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rest {
+    /// Nothing: exactly the fixed fields.
+    Nothing,
+    /// One field of hexadecimal digits, which may be split by spaces.
+    Hex(&'static str),
+    /// One base64 field, which may be split by spaces.
+    Base64(&'static str),
+    /// Zero or more items of one token each.
+    Items(&'static str),
+}
+
+/// The presentation fields of every type that may be written in presentation
+/// format; other types are written in the RFC 3597 generic form.
+fn presentation_fields(rtype: RecordType) -> Option<Fields> {
+    let (fixed, rest): (&'static [&'static str], Rest) = match rtype {
+        RecordType::A | RecordType::AAAA => (&["address"], Rest::Nothing),
+        RecordType::CNAME | RecordType::ANAME | RecordType::PTR => (&["target"], Rest::Nothing),
+        RecordType::NS => (&["nameserver"], Rest::Nothing),
+        RecordType::MX => (&["preference", "exchange"], Rest::Nothing),
+        RecordType::SRV => (&["priority", "weight", "port", "target"], Rest::Nothing),
+        RecordType::SOA => (
+            &[
+                "mname", "rname", "serial", "refresh", "retry", "expire", "minimum",
+            ],
+            Rest::Nothing,
+        ),
+        RecordType::CAA => (&["flags", "tag", "value"], Rest::Nothing),
+        RecordType::HINFO => (&["cpu", "os"], Rest::Nothing),
+        RecordType::NAPTR => (
+            &[
+                "order",
+                "preference",
+                "flags",
+                "services",
+                "regexp",
+                "replacement",
+            ],
+            Rest::Nothing,
+        ),
+        RecordType::SSHFP => (&["algorithm", "fp-type"], Rest::Hex("fingerprint")),
+        RecordType::TLSA | RecordType::SMIMEA => (
+            &["usage", "selector", "matching-type"],
+            Rest::Hex("certificate-data"),
+        ),
+        RecordType::DS => (
+            &["key-tag", "algorithm", "digest-type"],
+            Rest::Hex("digest"),
+        ),
+        RecordType::CERT => (
+            &["type", "key-tag", "algorithm"],
+            Rest::Base64("certificate"),
+        ),
+        RecordType::OPENPGPKEY => (&[], Rest::Base64("public-key")),
+        RecordType::CSYNC => (&["serial", "flags"], Rest::Items("type")),
+        RecordType::SVCB | RecordType::HTTPS => (&["priority", "target"], Rest::Items("param")),
+        _ => return None,
+    };
+    Some(Fields { fixed, rest })
+}
+
+impl Fields {
+    /// The field names, as in `preference exchange` or `priority target [param ...]`.
+    fn expected(&self) -> String {
+        let mut names = self.fixed.join(" ");
+        let last = match self.rest {
+            Rest::Nothing => return names,
+            Rest::Hex(name) | Rest::Base64(name) => name.to_owned(),
+            Rest::Items(name) => format!("[{name} ...]"),
+        };
+        if !names.is_empty() {
+            names.push(' ');
+        }
+        names.push_str(&last);
+        names
+    }
+
+    /// Checks that the tokens match the fields: exactly the fixed ones, and
+    /// at least one token for a hex or base64 field.
+    fn check_count(
+        &self,
+        rtype: RecordType,
+        input: &str,
+        tokens: &[Token<'_>],
+    ) -> Result<(), String> {
+        let what = type_name(rtype);
+        let fixed = self.fixed.len();
+        let mut required: Vec<&str> = self.fixed.to_vec();
+        if let Rest::Hex(name) | Rest::Base64(name) = self.rest {
+            required.push(name);
+        }
+        if let Some(missing) = required.get(tokens.len()..).filter(|m| !m.is_empty()) {
+            return Err(format!(
+                "{} is missing {} for {what} (expected: {})",
+                shown(input),
+                missing.join(" "),
+                self.expected()
+            ));
+        }
+        if matches!(self.rest, Rest::Nothing) && tokens.len() > fixed {
+            let extra = tokens.len() - fixed;
+            let leftover: Vec<&str> = tokens.iter().skip(fixed).map(|t| t.raw).collect();
+            return Err(format!(
+                "{} has {extra} token{} too many for {what} (expected: {}); remove {}",
+                shown(input),
+                if extra == 1 { "" } else { "s" },
+                self.expected(),
+                shown(&leftover.join(" "))
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses the data of every type but TXT from its presentation format.
+fn parse_fields(rtype: RecordType, input: &str) -> Result<RData, String> {
+    let what = type_name(rtype);
+    let tokens =
+        tokenize(input).map_err(|e| format!("{} is not valid {what} data: {e}", shown(input)))?;
+    let fields = presentation_fields(rtype).ok_or_else(|| {
+        format!(
+            "{what} data cannot be written in presentation format here; write it as \\# <length> <hex> (RFC 3597)"
+        )
+    })?;
+    for token in &tokens {
+        check_zone_file_syntax(token)?;
+    }
+    fields.check_count(rtype, input, &tokens)?;
+    match rtype {
+        RecordType::CAA => parse_caa(&tokens),
+        RecordType::HINFO => parse_hinfo(&tokens),
+        RecordType::NAPTR => parse_naptr(&tokens),
+        _ => parse_with_hickory(rtype, input, &tokens, fields),
+    }
+}
+
+/// Parses fields with hickory-proto, after checking that its lexer reads
+/// the same fields as [`tokenize`] (see [`check_plain_field`]) and joining
+/// a hex or base64 field written in pieces.
+fn parse_with_hickory(
+    rtype: RecordType,
+    input: &str,
+    tokens: &[Token<'_>],
+    fields: Fields,
+) -> Result<RData, String> {
+    let what = type_name(rtype);
+    for token in tokens {
+        check_plain_field(rtype, token)?;
+    }
+    check_no_ip_target(rtype, tokens)?;
+    let (fixed, rest) = tokens.split_at(fields.fixed.len().min(tokens.len()));
+    let mut text: Vec<Cow<'_, str>> = fixed.iter().map(|t| Cow::Borrowed(t.raw)).collect();
+    match fields.rest {
+        Rest::Nothing => {}
+        Rest::Hex(name) | Rest::Base64(name) => {
+            let joined: String = rest.iter().map(|t| t.raw).collect();
+            let (valid, form) = match fields.rest {
+                Rest::Hex(_) => (
+                    joined.len().is_multiple_of(2) && joined.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "an even number of hexadecimal digits",
+                ),
+                _ => (
+                    is_base64(&joined),
+                    "base64 (RFC 4648) with `=` padding only at the end",
+                ),
+            };
+            if !valid {
+                return Err(format!("{what} {name} {} must be {form}", shown(&joined)));
+            }
+            text.push(Cow::Owned(joined));
+        }
+        Rest::Items(_) => {
+            check_items(rtype, rest)?;
+            text.extend(rest.iter().map(|t| Cow::Borrowed(t.raw)));
+        }
+    }
+    RData::try_from_str(rtype, &text.join(" ")).map_err(|e| match rtype {
+        RecordType::A | RecordType::AAAA => invalid_address(rtype, input),
+        _ => format!(
+            "{} is not valid {what} data: {}",
+            shown(input),
+            cut(&e.to_string())
+        ),
+    })
+}
+
+/// In a zone file an unquoted `;` starts a comment and parentheses group
+/// lines (RFC 1035 section 5.1); hickory-proto's lexer drops the comment and
+/// flattens the group. A value is one line without either, so both are
+/// refused outside quotes rather than read one way or the other.
+fn check_zone_file_syntax(token: &Token<'_>) -> Result<(), String> {
+    if token.quoted {
+        return Ok(());
+    }
+    let field = shown(token.raw);
+    if token.raw.contains(';') {
+        return Err(format!(
+            "{field}: an unquoted `;` starts a comment in zone files, so the value would end there; remove it, or quote the string that holds it"
+        ));
+    }
+    if token.raw.contains(['(', ')']) {
+        return Err(format!(
+            "{field}: unquoted parentheses group lines in zone files and are not part of a value; write the value on one line without them"
+        ));
+    }
+    Ok(())
+}
+
+/// hickory-proto reads fields with its own zone-file lexer, which differs
+/// from RFC 1035 where it matters: any Unicode space separates fields, a
+/// quoted field is unquoted, and `\DDD` is read as octal in names and as
+/// shifted digits in quoted strings. A field handed to it must hold none of
+/// these, so that it reads exactly the field that was counted.
+fn check_plain_field(rtype: RecordType, token: &Token<'_>) -> Result<(), String> {
+    let what = type_name(rtype);
+    let field = shown(token.raw);
+    if token.quoted {
+        return Err(format!(
+            "{what} data has no quoted fields; write {} without quotes",
+            token.shown()
+        ));
+    }
+    if let Some(space) = token.raw.chars().find(|c| c.is_whitespace()) {
+        return Err(format!(
+            "{field} holds a space character (U+{:04X}) inside a field; fields are separated by plain spaces and cannot hold one",
+            u32::from(space)
+        ));
+    }
+    if token
+        .raw
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'\\' && w[1].is_ascii_digit())
+    {
+        return Err(format!(
+            "{field} uses a \\DDD escape, which {what} data cannot hold here; write the character itself, or the whole value as \\# <length> <hex> (RFC 3597)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the items after the fixed fields where hickory-proto would drop
+/// or merge some: SVCB parameter values with stray quotes (`alpn="h2"x`
+/// reads as `h2`) and CSYNC types listed twice.
+fn check_items(rtype: RecordType, items: &[Token<'_>]) -> Result<(), String> {
+    let what = type_name(rtype);
+    match rtype {
+        RecordType::SVCB | RecordType::HTTPS => {
+            for item in items {
+                let value = item.raw.split_once('=').map_or("", |(_, v)| v);
+                let quoted_whole = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .is_some_and(|v| !v.contains('"'));
+                if value.contains('"') && !quoted_whole {
+                    return Err(format!(
+                        "{what} parameter {}: quotes may only surround a whole value (key=\"value\")",
+                        shown(item.raw)
+                    ));
+                }
+            }
+        }
+        RecordType::CSYNC => {
+            let mut seen = BTreeSet::new();
+            for item in items {
+                if !seen.insert(item.raw.to_ascii_uppercase()) {
+                    return Err(format!(
+                        "{what} lists the type {} twice; list each type once",
+                        shown(item.raw)
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Base64 with padding only at the end: pieces each padded on their own
+/// (`AQIDBA==AA==`) would be decoded one after the other by hickory-proto.
+fn is_base64(text: &str) -> bool {
+    let data = text.trim_end_matches('=');
+    text.len() - data.len() <= 2
+        && text.len().is_multiple_of(4)
+        && data
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// A number field: decimal digits only (no sign, no quotes).
+fn parse_number<T: std::str::FromStr>(
+    token: &Token<'_>,
+    field: &str,
+    range: &str,
+) -> Result<T, String> {
+    let digits =
+        !token.quoted && !token.raw.is_empty() && token.raw.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| token.raw.parse().ok())
+        .flatten()
+        .ok_or_else(|| format!("{field} {} must be a number {range}", shown(token.raw)))
+}
+
+/// A character-string field (RFC 1035 section 3.3): at most 255 bytes.
+fn character_string(token: &Token<'_>, field: &str) -> Result<Box<[u8]>, String> {
+    if token.bytes.len() > TXT_STRING_MAX {
+        return Err(format!(
+            "{field} {} is {} bytes; a character-string holds at most {TXT_STRING_MAX}",
+            token.shown(),
+            token.bytes.len()
+        ));
+    }
+    Ok(token.bytes.clone().into_boxed_slice())
+}
+
+/// Longest CAA tag. RFC 8659 allows 255 letters and digits, but
+/// hickory-proto 0.26 reads at most 15 (RFC 6844's limit), so a longer tag
+/// could not be read back from the wire.
+const CAA_TAG_MAX: usize = 15;
+
+/// CAA `<flags> <tag> <value>` (RFC 8659 section 4.1.1): flags 0-255, the
+/// tag unquoted letters and digits, the value one character-string
+/// (quoted or not) of any length.
+fn parse_caa(tokens: &[Token<'_>]) -> Result<RData, String> {
+    let [flags, tag, value] = tokens else {
+        return Err("CAA data is <flags> <tag> <value>".into());
+    };
+    let flags: u8 = parse_number(flags, "CAA flags", "0-255")?;
+    let tag_ok =
+        !tag.quoted && !tag.raw.is_empty() && tag.raw.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !tag_ok {
+        return Err(format!(
+            "CAA tag {} must be unquoted ASCII letters and digits (RFC 8659 section 4.1), such as issue, issuewild or iodef",
+            shown(tag.raw)
+        ));
+    }
+    if tag.raw.len() > CAA_TAG_MAX {
+        return Err(format!(
+            "CAA tag {} is {} characters; at most {CAA_TAG_MAX} are supported",
+            shown(tag.raw),
+            tag.raw.len()
+        ));
+    }
+    let mut wire = Vec::with_capacity(2 + tag.raw.len() + value.bytes.len());
+    wire.push(flags);
+    wire.push(u8::try_from(tag.raw.len()).map_err(|_| "CAA tag too long")?);
+    wire.extend_from_slice(tag.raw.as_bytes());
+    wire.extend_from_slice(&value.bytes);
+    decode_wire(RecordType::CAA, &wire, "the CAA value")
+}
+
+/// HINFO `<cpu> <os>`: two character-strings.
+fn parse_hinfo(tokens: &[Token<'_>]) -> Result<RData, String> {
+    let [cpu, os] = tokens else {
+        return Err("HINFO data is <cpu> <os>".into());
+    };
+    Ok(RData::HINFO(HINFO::from_bytes(
+        character_string(cpu, "HINFO cpu")?,
+        character_string(os, "HINFO os")?,
+    )))
+}
+
+/// NAPTR `<order> <preference> <flags> <services> <regexp> <replacement>`
+/// (RFC 3403 section 4.1): the three middle fields are character-strings,
+/// read here so that their escapes keep their meaning.
+fn parse_naptr(tokens: &[Token<'_>]) -> Result<RData, String> {
+    let [order, preference, flags, services, regexp, replacement] = tokens else {
+        return Err(
+            "NAPTR data is <order> <preference> <flags> <services> <regexp> <replacement>".into(),
+        );
+    };
+    let order: u16 = parse_number(order, "NAPTR order", "0-65535")?;
+    let preference: u16 = parse_number(preference, "NAPTR preference", "0-65535")?;
+    let flags = character_string(flags, "NAPTR flags")?;
+    if !flags.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(format!(
+            "NAPTR flags {} may hold only letters and digits (RFC 3403 section 4.1)",
+            shown(&String::from_utf8_lossy(&flags))
+        ));
+    }
+    check_plain_field(RecordType::NAPTR, replacement)?;
+    let replacement_name = Name::parse(replacement.raw, None).map_err(|e| {
+        format!(
+            "NAPTR replacement {} is not a domain name: {}",
+            shown(replacement.raw),
+            cut(&e.to_string())
+        )
+    })?;
+    Ok(RData::NAPTR(NAPTR::new(
+        order,
+        preference,
+        flags,
+        character_string(services, "NAPTR services")?,
+        character_string(regexp, "NAPTR regexp")?,
+        replacement_name,
+    )))
+}
+
+/// Checks what users declare beyond the syntax: digests and fingerprints of
+/// the length their type defines, and SVCB parameters that receivers would
+/// otherwise ignore. Not applied to data providers return ([`RecordValue::from_rdata`]).
+fn check_declared_data(rdata: &RData) -> Result<(), String> {
+    match rdata {
+        RData::DNSSEC(DNSSECRData::DS(ds)) => {
+            check_digest_length("DS", u8::from(ds.digest_type()), ds.digest())
+        }
+        RData::DNSSEC(DNSSECRData::CDS(cds)) => {
+            check_digest_length("CDS", u8::from(cds.digest_type()), cds.digest())
+        }
+        RData::SSHFP(sshfp) => {
+            let fp_type = u8::from(sshfp.fingerprint_type);
+            // RFC 4255 section 3.1.2, RFC 6594 section 3.
+            let expected = match fp_type {
+                1 => Some((20, "SHA-1")),
+                2 => Some((32, "SHA-256")),
+                _ => None,
+            };
+            check_hash_length(
+                "SSHFP fingerprint",
+                "fingerprint type",
+                fp_type,
+                expected,
+                &sshfp.fingerprint,
+            )
+        }
+        RData::TLSA(tlsa) | RData::SMIMEA(SMIMEA(tlsa)) => {
+            let matching = u8::from(tlsa.matching);
+            // RFC 6698 section 2.1.3.
+            let expected = match matching {
+                1 => Some((32, "SHA-256")),
+                2 => Some((64, "SHA-512")),
+                _ => None,
+            };
+            let what = if matches!(rdata, RData::TLSA(_)) {
+                "TLSA certificate data"
+            } else {
+                "SMIMEA certificate data"
+            };
+            check_hash_length(what, "matching type", matching, expected, &tlsa.cert_data)
+        }
+        RData::SVCB(svcb) | RData::HTTPS(HTTPS(svcb)) => {
+            let what = if matches!(rdata, RData::SVCB(_)) {
+                "SVCB"
+            } else {
+                "HTTPS"
+            };
+            check_svc_params(what, svcb)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// DS and CDS digests (RFC 4034 section 5.1.4, RFC 4509, RFC 5933, RFC 6605).
+fn check_digest_length(what: &str, digest_type: u8, digest: &[u8]) -> Result<(), String> {
+    let expected = match digest_type {
+        1 => Some((20, "SHA-1")),
+        2 => Some((32, "SHA-256")),
+        3 => Some((32, "GOST R 34.11-94")),
+        4 => Some((48, "SHA-384")),
+        _ => None,
+    };
+    check_hash_length(
+        &format!("{what} digest"),
+        "digest type",
+        digest_type,
+        expected,
+        digest,
+    )
+}
+
+/// A hash of the length its algorithm gives, or any non-empty data when the
+/// algorithm is not one we know.
+fn check_hash_length(
+    what: &str,
+    kind: &str,
+    code: u8,
+    expected: Option<(usize, &str)>,
+    data: &[u8],
+) -> Result<(), String> {
+    match expected {
+        Some((length, hash)) if data.len() != length => Err(format!(
+            "{what} is {} bytes, but {kind} {code} ({hash}) gives {length} bytes ({} hexadecimal digits); check that the value was copied whole",
+            data.len(),
+            length * 2
+        )),
+        None if data.is_empty() => Err(format!("{what} is empty")),
+        _ => Ok(()),
+    }
+}
+
+/// SVCB parameters: each key once (RFC 9460 section 2.2), and none in
+/// AliasMode, where receivers ignore them (section 2.4.2).
+fn check_svc_params(what: &str, svcb: &SVCB) -> Result<(), String> {
+    if svcb.svc_priority == 0 && !svcb.svc_params.is_empty() {
+        return Err(format!(
+            "{what} priority 0 (AliasMode) takes no parameters, and receivers ignore them (RFC 9460 section 2.4.2); remove them or use a priority from 1"
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (key, _) in &svcb.svc_params {
+        if !seen.insert(u16::from(*key)) {
+            return Err(format!(
+                "{what} parameter {key} is given twice; give each parameter once (RFC 9460 section 2.2)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn invalid_address(rtype: RecordType, input: &str) -> String {
     match rtype {
-        RecordType::A => format!("{input:?} is not an IPv4 address"),
-        _ => format!("{input:?} is not an IPv6 address"),
+        RecordType::A => format!("{} is not an IPv4 address", shown(input)),
+        _ => format!("{} is not an IPv6 address", shown(input)),
     }
 }
 
 /// An MX, NS, CNAME, PTR or SRV target written as an IP address is a common
 /// mistake that hickory would read as a relative name.
-fn check_no_ip_target(rtype: RecordType, input: &str) -> Result<(), String> {
-    let target = match rtype {
-        RecordType::CNAME | RecordType::NS | RecordType::PTR | RecordType::ANAME => {
-            input.split_whitespace().next()
-        }
-        RecordType::MX => input.split_whitespace().nth(1),
-        RecordType::SRV => input.split_whitespace().nth(3),
-        _ => None,
+fn check_no_ip_target(rtype: RecordType, tokens: &[Token<'_>]) -> Result<(), String> {
+    let position = match rtype {
+        RecordType::CNAME | RecordType::NS | RecordType::PTR | RecordType::ANAME => 0,
+        RecordType::MX => 1,
+        RecordType::SRV => 3,
+        _ => return Ok(()),
     };
-    if let Some(t) = target
-        && t.trim_end_matches('.').parse::<std::net::IpAddr>().is_ok()
+    if let Some(t) = tokens.get(position)
+        && t.raw
+            .trim_end_matches('.')
+            .parse::<std::net::IpAddr>()
+            .is_ok()
     {
         return Err(format!(
-            "{} target {t:?} is an IP address; a target must be a host name",
-            type_name(rtype)
+            "{} target {} is an IP address; a target must be a host name",
+            type_name(rtype),
+            shown(t.raw)
         ));
     }
     Ok(())
@@ -357,6 +1017,10 @@ fn normalize_names(rdata: RData, origin: &Name) -> Result<RData, String> {
         RData::SRV(mut srv) => {
             srv.target = absolute(srv.target, origin)?;
             RData::SRV(srv)
+        }
+        RData::NAPTR(mut naptr) => {
+            naptr.replacement = absolute(naptr.replacement, origin)?;
+            RData::NAPTR(naptr)
         }
         RData::SOA(mut soa) => {
             soa.mname = absolute(soa.mname, origin)?;
@@ -396,7 +1060,7 @@ fn check_targets(rdata: &RData) -> Result<(), String> {
 
 fn parse_txt(input: &str) -> Result<RData, String> {
     let strings = parse_character_strings(input)
-        .map_err(|e| format!("{input:?} is not valid TXT data: {e}"))?;
+        .map_err(|e| format!("{} is not valid TXT data: {e}", shown(input)))?;
     // Long strings are split into 255-byte character-strings (RFC 7208 section 3.3 style).
     let mut chunks: Vec<&[u8]> = Vec::new();
     for s in &strings {
@@ -417,67 +1081,13 @@ fn parse_txt(input: &str) -> Result<RData, String> {
 /// hickory-proto 0.26's zone lexer decodes `\DDD` as `(d1 << 16) + (d2 << 8) + d3`
 /// and as a `char` rather than a byte, so an escaped byte (every non-ASCII TXT
 /// value BIND or PowerDNS prints) would come back as other bytes. Until that
-/// is fixed upstream, TXT data is read here.
+/// is fixed upstream, character-strings (TXT, CAA, HINFO, NAPTR) are read here.
 pub fn parse_character_strings(input: &str) -> Result<Vec<Vec<u8>>, String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_whitespace() {
-            i += 1;
-            continue;
-        }
-        let quoted = bytes[i] == b'"';
-        if quoted {
-            i += 1;
-        }
-        let mut s = Vec::new();
-        let mut closed = !quoted;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if quoted && b == b'"' {
-                closed = true;
-                i += 1;
-                break;
-            }
-            if !quoted && b.is_ascii_whitespace() {
-                break;
-            }
-            if b == b'\\' {
-                let digits = bytes
-                    .get(i + 1..i + 4)
-                    .filter(|d| d.iter().all(u8::is_ascii_digit));
-                if let Some(d) = digits {
-                    let v = u32::from(d[0] - b'0') * 100
-                        + u32::from(d[1] - b'0') * 10
-                        + u32::from(d[2] - b'0');
-                    let byte =
-                        u8::try_from(v).map_err(|_| format!("escape \\{v} is larger than 255"))?;
-                    s.push(byte);
-                    i += 4;
-                } else if let Some(&next) = bytes.get(i + 1) {
-                    if next.is_ascii_digit() {
-                        return Err("an escape \\DDD needs exactly three digits".into());
-                    }
-                    s.push(next);
-                    i += 2;
-                } else {
-                    return Err("a lone backslash at the end".into());
-                }
-                continue;
-            }
-            s.push(b);
-            i += 1;
-        }
-        if !closed {
-            return Err("a quoted string is not closed".into());
-        }
-        out.push(s);
-    }
-    if out.is_empty() {
+    let strings: Vec<Vec<u8>> = tokenize(input)?.into_iter().map(|t| t.bytes).collect();
+    if strings.is_empty() {
         return Err("no character-string".into());
     }
-    Ok(out)
+    Ok(strings)
 }
 
 fn canonical_wire(rdata: &RData) -> Result<Vec<u8>, String> {
@@ -530,11 +1140,19 @@ fn render(rdata: &RData, wire: &[u8]) -> String {
         | RData::DNSSEC(_) => rdata.to_string(),
         // hickory-proto writes value lists with a trailing comma (`alpn=h2,h3,`);
         // a list element is never empty, so the comma before a space or the end goes.
+        // It also writes the value-less `no-default-alpn` as `no-default-alpn=`,
+        // which it does not read back.
         RData::SVCB(_) | RData::HTTPS(_) => rdata
             .to_string()
             .replace(", ", " ")
             .trim_end_matches(',')
-            .to_owned(),
+            .split(' ')
+            .map(|field| match field {
+                "no-default-alpn=" => "no-default-alpn",
+                other => other,
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => generic(wire),
     }
 }
@@ -610,49 +1228,118 @@ mod tests {
         parse(t, v).unwrap_or_else(|e| panic!("{t} {v}: {e}"))
     }
 
+    /// A valid value of every type that has a presentation format here, and
+    /// a token that looks valid on its own but is one too many when appended
+    /// (empty for TXT, whose data is any number of strings).
+    const EXAMPLES: &[(&str, &str, &str)] = &[
+        ("A", "192.0.2.10", "192.0.2.11"),
+        ("AAAA", "2001:db8::10", "2001:db8::11"),
+        ("CNAME", "www.acme.example.", "www2.acme.example."),
+        ("ALIAS", "lb.cloud.example.", "lb2.cloud.example."),
+        ("MX", "10 mx1.acme.example.", "mx2.acme.example."),
+        ("MX", "0 .", "."),
+        ("NS", "ns1.acme.example.", "ns2.acme.example."),
+        ("TXT", r#""v=spf1 mx -all""#, ""),
+        ("TXT", r#""two" "strings with \"quotes\"""#, ""),
+        ("SRV", "10 60 5060 sip.acme.example.", "sip2.acme.example."),
+        ("CAA", r#"0 issue "letsencrypt.org""#, r#""ca.example""#),
+        ("CAA", r#"0 issue "ca.example; account=123""#, "account=456"),
+        ("CAA", r#"0 issue ";""#, r#"";""#),
+        ("CAA", r#"0 issuewild "ca.example""#, "ca.example"),
+        (
+            "CAA",
+            r#"128 iodef "mailto:security@acme.example""#,
+            r#""https://acme.example/caa""#,
+        ),
+        (
+            "CAA",
+            r#"0 contactemail "security@acme.example""#,
+            "security@acme.example",
+        ),
+        ("PTR", "host.acme.example.", "host2.acme.example."),
+        (
+            "SOA",
+            "ns1.acme.example. hostmaster.acme.example. 2024010101 3600 600 604800 300",
+            "300",
+        ),
+        ("HINFO", r#""x86-64" "Linux""#, r#""BSD""#),
+        (
+            "NAPTR",
+            r#"100 10 "S" "SIP+D2U" "" _sip._udp.acme.example."#,
+            ".",
+        ),
+        (
+            "NAPTR",
+            r#"100 10 "U" "E2U+sip" "!^\\+1(.*)$!sip:\\1@acme.example!" ."#,
+            ".",
+        ),
+        (
+            "TLSA",
+            "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6",
+            "ab",
+        ),
+        (
+            "TLSA",
+            "3 1 2 1f40fc92da241694750979ee6cf582f2d5d7d28e18335de05abc54d0560e0f5302860c652bf08d560252aa5e74210546f369fbbbce8c12cfc7957b2652fe9a75",
+            "ab",
+        ),
+        (
+            "SMIMEA",
+            "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6",
+            "ab",
+        ),
+        (
+            "SSHFP",
+            "4 2 123456789abcdef67890123456789abcdef67890123456789abcdef123456789",
+            "ab",
+        ),
+        (
+            "SSHFP",
+            "1 1 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8",
+            "ab",
+        ),
+        (
+            "DS",
+            "60485 8 2 d4b7d520e7bb5f0f67674a0cceb1e3e0614b93c4f9e99b8383f6a1e4469da50a",
+            "ab",
+        ),
+        (
+            "DS",
+            "60485 5 1 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8",
+            "ab",
+        ),
+        (
+            "DS",
+            "60485 14 4 54a59b9f22b0b80880d8427e548b7c23abd873486e1f035dce9cd697e85175033caa88e6d57bc35efae0b5afd3145f31",
+            "ab",
+        ),
+        ("CERT", "1 0 0 AQIDBA==", "AA=="),
+        ("OPENPGPKEY", "emVudHJhbGluay1vcGVucGdwLXRlc3Q=", "AA=="),
+        ("CSYNC", "66 3 A NS AAAA", "NS"),
+        (
+            "SVCB",
+            "1 svc.acme.example. alpn=h2,h3 port=8443",
+            "port=443",
+        ),
+        ("HTTPS", "1 . alpn=h2", "alpn=h3"),
+        (
+            "HTTPS",
+            "1 . alpn=h2,h3 ipv4hint=192.0.2.1,192.0.2.2 port=443",
+            "port=8443",
+        ),
+        (
+            "HTTPS",
+            "1 . mandatory=alpn,port alpn=h2 no-default-alpn port=443 ipv6hint=2001:db8::1,2001:db8::2",
+            "no-default-alpn",
+        ),
+        ("SVCB", "0 svc.acme.example.", "port=443"),
+        ("TYPE65280", r"\# 4 0a000001", "00"),
+    ];
+
     /// Every rendered value parses back to the same wire data.
     #[test]
     fn presentation_round_trips_for_every_type() {
-        let cases = [
-            ("A", "192.0.2.10"),
-            ("AAAA", "2001:db8::10"),
-            ("CNAME", "www.acme.example."),
-            ("ALIAS", "lb.cloud.example."),
-            ("MX", "10 mx1.acme.example."),
-            ("MX", "0 ."),
-            ("NS", "ns1.acme.example."),
-            ("TXT", "\"v=spf1 mx -all\""),
-            ("TXT", "\"two\" \"strings with \\\"quotes\\\"\""),
-            ("SRV", "10 60 5060 sip.acme.example."),
-            ("CAA", "0 issue \"letsencrypt.org\""),
-            ("CAA", "128 iodef \"mailto:security@acme.example\""),
-            ("PTR", "host.acme.example."),
-            (
-                "SOA",
-                "ns1.acme.example. hostmaster.acme.example. 2024010101 3600 600 604800 300",
-            ),
-            (
-                "TLSA",
-                "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6",
-            ),
-            (
-                "SSHFP",
-                "4 2 123456789abcdef67890123456789abcdef67890123456789abcdef123456789",
-            ),
-            (
-                "DS",
-                "60485 8 2 d4b7d520e7bb5f0f67674a0cceb1e3e0614b93c4f9e99b8383f6a1e4469da50a",
-            ),
-            ("SVCB", "1 svc.acme.example. alpn=h2,h3 port=8443"),
-            ("HTTPS", "1 . alpn=h2"),
-            (
-                "HTTPS",
-                "1 . alpn=h2,h3 ipv4hint=192.0.2.1,192.0.2.2 port=443",
-            ),
-            ("SVCB", "0 svc.acme.example."),
-            ("TYPE65280", "\\# 4 0a000001"),
-        ];
-        for (t, v) in cases {
+        for (t, v, _) in EXAMPLES {
             let rtype = parse_record_type(t).unwrap_or_else(|e| panic!("{e}"));
             let first = ok(t, v);
             let again = RecordValue::parse(rtype, first.text(), &zone()).unwrap_or_else(|e| {
@@ -665,6 +1352,282 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{t} generic: {e}"));
             assert_eq!(first, generic_form, "{t} {v}");
         }
+    }
+
+    #[test]
+    fn every_value_with_a_token_appended_is_refused() {
+        for (t, v, extra) in EXAMPLES {
+            if *t == "TXT" {
+                // TXT data is any number of strings: a further token is a
+                // further string of the value, not a leftover.
+                continue;
+            }
+            let rtype = parse_record_type(t).unwrap_or_else(|e| panic!("{e}"));
+            let fixed_arity = presentation_fields(rtype)
+                .is_some_and(|fields| matches!(fields.rest, Rest::Nothing));
+            for appended in ["garbage", extra] {
+                let longer = format!("{v} {appended}");
+                match parse(t, &longer) {
+                    Ok(value) => panic!("{t} {longer:?} was accepted as {value}"),
+                    Err(e) if fixed_arity => assert!(
+                        e.contains("1 token too many")
+                            && e.contains(&format!("remove {appended:?}")),
+                        "{t} {longer:?}: {e}"
+                    ),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_leftover_token_is_named_in_the_message() {
+        assert_eq!(
+            parse("MX", "10 mx1 extra").unwrap_err(),
+            r#""10 mx1 extra" has 1 token too many for MX (expected: preference exchange); remove "extra""#
+        );
+        assert_eq!(
+            parse("MX", "10 mx1 extra garbage").unwrap_err(),
+            r#""10 mx1 extra garbage" has 2 tokens too many for MX (expected: preference exchange); remove "extra garbage""#
+        );
+        assert_eq!(
+            parse("MX", "10").unwrap_err(),
+            r#""10" is missing exchange for MX (expected: preference exchange)"#
+        );
+        let err = parse("SOA", "ns1 hostmaster 1 2 3").unwrap_err();
+        assert!(err.contains("is missing expire minimum for SOA"), "{err}");
+        let err = parse("SSHFP", "1 1").unwrap_err();
+        assert!(
+            err.contains("missing fingerprint for SSHFP (expected: algorithm fp-type fingerprint)"),
+            "{err}"
+        );
+        let err = parse("HTTPS", "1").unwrap_err();
+        assert!(
+            err.contains("(expected: priority target [param ...])"),
+            "{err}"
+        );
+        for (t, v) in [
+            ("CAA", r#"0 issue "ca.example" "more""#),
+            ("HINFO", r#""x86" "Linux" "extra""#),
+            ("NAPTR", r#"100 10 "S" "SIP+D2U" "" _sip._udp extra"#),
+            ("PTR", "host.acme.example. extra"),
+            ("NS", "ns1 ns2"),
+        ] {
+            let err = parse(t, v).unwrap_err();
+            assert!(err.contains("too many for"), "{t} {v}: {err}");
+        }
+    }
+
+    #[test]
+    fn zone_file_syntax_that_would_drop_or_change_data_is_refused() {
+        // hickory-proto's lexer would drop the comment, group the
+        // parentheses, unquote the name, split at the no-break space, read
+        // \065 as octal ("5", not "A") and keep only "h2" of `"h2"x`.
+        for (t, v, says) in [
+            ("MX", "10 mx1 ; comment", "comment"),
+            ("MX", "10 mx1;comment", "comment"),
+            ("MX", "( 10 mx1 )", "parentheses"),
+            ("MX", r#"10 "mx1""#, "without quotes"),
+            ("MX", "10\u{a0}mx1 extra", "U+00A0"),
+            ("MX", "10 mx1\u{b}extra", "U+000B"),
+            ("CNAME", r"a\ b.acme.example.", "U+0020"),
+            ("CNAME", r"a\065b.acme.example.", "\\DDD"),
+            ("HTTPS", r#"1 . alpn="h2"x,h3"#, "quotes"),
+            ("HTTPS", r#"1 . alpn="h2"#, "quotes"),
+            ("DS", "60485 8 2 abc", "even number of hexadecimal digits"),
+            ("DS", "60485 8 2 +a", "hexadecimal"),
+            ("CSYNC", "66 3 A NS A", "twice"),
+        ] {
+            let err = parse(t, v).unwrap_err();
+            assert!(err.contains(says), "{t} {v:?}: {err}");
+        }
+        // \X escapes that do not touch field boundaries keep working.
+        assert_eq!(
+            ok("SOA", r"ns1 john\.doe 1 2 3 4 5").text(),
+            r"ns1.acme.example. john\.doe.acme.example. 1 2 3 4 5"
+        );
+    }
+
+    #[test]
+    fn hex_and_base64_fields_may_be_written_in_pieces() {
+        let whole = "60485 8 2 d4b7d520e7bb5f0f67674a0cceb1e3e0614b93c4f9e99b8383f6a1e4469da50a";
+        let pieces = "60485 8 2 d4b7d520e7bb5f0f67674a0cceb1e3e0 614b93c4f9e99b8383f6a1e4469da50a";
+        assert_eq!(ok("DS", whole), ok("DS", pieces));
+        assert_eq!(
+            ok("SSHFP", "1 1 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"),
+            ok("SSHFP", "1 1 86f7e437faa5a7fce15d 1ddcb9eaeaea377667b8")
+        );
+        assert_eq!(ok("CERT", "1 0 0 AQIDBA=="), ok("CERT", "1 0 0 AQID BA=="));
+        assert_eq!(
+            ok("OPENPGPKEY", "emVudHJhbGluay1vcGVucGdwLXRlc3Q="),
+            ok("OPENPGPKEY", "emVudHJh bGluay1v cGVucGdw LXRlc3Q=")
+        );
+        assert_eq!(ok("TLSA", "3 0 0 abcd"), ok("TLSA", "3 0 0 ab cd"));
+    }
+
+    #[test]
+    fn caa_tags_are_unquoted_letters_and_digits() {
+        for v in [
+            r#"0 iss-ue "ca.example""#,
+            r#"0 "issue" "ca.example""#,
+            r#"0 "" "ca.example""#,
+            r#"0 "is sue" "ca.example""#,
+            r#"0 iss\ue "ca.example""#,
+            r#"0 issue_wild "ca.example""#,
+        ] {
+            let err = parse("CAA", v).unwrap_err();
+            assert!(err.contains("letters and digits"), "{v}: {err}");
+        }
+        for v in [
+            r#"256 issue "ca.example""#,
+            r#"+1 issue "ca.example""#,
+            r#""0" issue "ca.example""#,
+            r#"-1 issue "ca.example""#,
+        ] {
+            let err = parse("CAA", v).unwrap_err();
+            assert!(err.contains("CAA flags"), "{v}: {err}");
+        }
+        let err = parse("CAA", r#"0 abcdefghijklmnop "x""#).unwrap_err();
+        assert!(err.contains("at most 15"), "{err}");
+        assert!(parse("CAA", r#"0 abcdefghijklmno "x""#).is_ok());
+        assert!(parse("CAA", "0 issue ca.example ; comment").is_err());
+        // One value token, quoted or not; escapes are bytes.
+        assert_eq!(
+            ok("CAA", "0 issue ca.example"),
+            ok("CAA", r#"0 issue "ca.example""#)
+        );
+        assert_eq!(
+            ok("CAA", r#"0 issue "ca\046example""#),
+            ok("CAA", r#"0 issue "ca.example""#)
+        );
+        assert_eq!(ok("CAA", r#"0 issue """#).text(), r#"0 issue """#);
+        assert_eq!(ok("CAA", "1 Issue x").text(), r#"1 Issue "x""#);
+    }
+
+    #[test]
+    fn character_strings_of_hinfo_and_naptr_keep_their_escapes() {
+        assert_eq!(
+            ok("HINFO", r#""caf\195\169" "Linux""#),
+            ok("HINFO", r#""café" Linux"#)
+        );
+        let naptr = ok(
+            "NAPTR",
+            r#"100 10 "U" "E2U+sip" "!^\\+1(.*)$!sip:\\1@acme.example!" ."#,
+        );
+        let regexp = br"!^\+1(.*)$!sip:\1@acme.example!";
+        assert!(
+            naptr.wire().windows(regexp.len()).any(|w| w == regexp),
+            "{naptr}"
+        );
+        assert_eq!(
+            ok("NAPTR", r#"100 10 "S" "SIP+D2U" "" _sip._udp"#),
+            ok(
+                "NAPTR",
+                r#"100 10 "S" "SIP+D2U" "" _sip._udp.acme.example."#
+            )
+        );
+        assert!(parse("NAPTR", r#"100 10 "S+" "SIP+D2U" "" ."#).is_err());
+        assert!(parse("NAPTR", r#"+100 10 "S" "SIP+D2U" "" ."#).is_err());
+        let long = "x".repeat(256);
+        let err = parse("HINFO", &format!("{long} Linux")).unwrap_err();
+        assert!(err.contains("at most 255"), "{err}");
+    }
+
+    #[test]
+    fn digests_must_have_the_length_of_their_type() {
+        let sha1 = "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8";
+        let sha256 = "d4b7d520e7bb5f0f67674a0cceb1e3e0614b93c4f9e99b8383f6a1e4469da50a";
+        let sha384 = "54a59b9f22b0b80880d8427e548b7c23abd873486e1f035dce9cd697e85175033caa88e6d57bc35efae0b5afd3145f31";
+        let sha512 = "1f40fc92da241694750979ee6cf582f2d5d7d28e18335de05abc54d0560e0f5302860c652bf08d560252aa5e74210546f369fbbbce8c12cfc7957b2652fe9a75";
+        for (t, v) in [
+            ("DS", format!("60485 8 1 {sha256}")),
+            ("DS", format!("60485 8 2 {sha1}")),
+            ("DS", format!("60485 8 2 {sha384}")),
+            ("DS", format!("60485 12 3 {sha1}")),
+            ("DS", format!("60485 14 4 {sha256}")),
+            ("SSHFP", format!("1 1 {sha256}")),
+            ("SSHFP", format!("4 2 {sha1}")),
+            ("TLSA", format!("3 1 1 {sha512}")),
+            ("TLSA", format!("3 1 2 {sha256}")),
+            ("SMIMEA", format!("3 1 1 {sha1}")),
+        ] {
+            let err = parse(t, &v).unwrap_err();
+            assert!(err.contains("bytes"), "{t} {v}: {err}");
+            // what a provider already holds stays readable, so the zone can be planned
+            let rtype = parse_record_type(t).unwrap_or_else(|e| panic!("{e}"));
+            let existing = RecordValue::parse_existing(rtype, &v, &zone())
+                .unwrap_or_else(|e| panic!("{t} {v} as existing data: {e}"));
+            // and through the generic form as well
+            assert!(parse(t, &generic(existing.wire())).is_err(), "{t} {v}");
+            assert!(RecordValue::parse_existing(rtype, &generic(existing.wire()), &zone()).is_ok());
+        }
+        // syntax stays strict for existing data: nothing is dropped
+        assert!(RecordValue::parse_existing(RecordType::MX, "10 mx1 extra", &zone()).is_err());
+        let err = parse("DS", &format!("60485 8 2 {sha1}")).unwrap_err();
+        assert_eq!(
+            err,
+            "DS digest is 20 bytes, but digest type 2 (SHA-256) gives 32 bytes (64 hexadecimal digits); check that the value was copied whole"
+        );
+        // GOST gives 32 bytes; unknown types any non-empty length.
+        assert!(parse("DS", &format!("60485 12 3 {sha256}")).is_ok());
+        assert!(parse("DS", "60485 8 9 abcdef").is_ok());
+        assert!(parse("SSHFP", "1 9 abcdef").is_ok());
+        assert!(parse("TLSA", "3 0 0 abcdef").is_ok());
+        assert!(parse("TLSA", "3 0 255 abcdef").is_ok());
+
+        // The same in the RFC 3597 form: key tag, algorithm 8, type 2, 4 bytes.
+        let short_ds = r"\# 8 ec45 08 02 01020304";
+        let err = parse("DS", short_ds).unwrap_err();
+        assert!(err.contains("SHA-256"), "{err}");
+
+        // What a provider returns is read as it is.
+        let bytes = [0xec, 0x45, 8, 2, 1, 2, 3, 4];
+        let mut decoder = BinDecoder::new(&bytes);
+        let rdata = RData::read(&mut decoder, RecordType::DS, Restrict::new(8))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(RecordValue::from_rdata(&rdata).is_ok());
+    }
+
+    #[test]
+    fn svcb_parameters_are_given_once_and_not_in_alias_mode() {
+        let err = parse("HTTPS", "1 . port=443 port=8443").unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+        let err = parse("SVCB", "0 svc.acme.example. alpn=h2").unwrap_err();
+        assert!(err.contains("AliasMode"), "{err}");
+        assert!(parse("HTTPS", r#"1 . alpn="h2,h3""#).is_ok());
+    }
+
+    #[test]
+    fn types_without_a_presentation_format_here_need_generic_data() {
+        for (t, v) in [
+            ("DNSKEY", "257 3 8 AwEAAQ=="),
+            ("CDS", "60485 8 2 abcd"),
+            ("DNAME", "target.acme.example."),
+        ] {
+            let err = parse(t, v).unwrap_err();
+            assert!(err.contains("RFC 3597"), "{t}: {err}");
+        }
+        let dname = parse("DNAME", r"\# 8 06746172676574 00");
+        assert!(dname.is_ok(), "{dname:?}");
+    }
+
+    #[test]
+    fn messages_do_not_echo_huge_inputs() {
+        let huge = "x".repeat(10_000);
+        for (t, v) in [
+            ("MX", format!("10 mx1 {huge}")),
+            ("MX", format!("{huge} mx1")),
+            ("A", huge.clone()),
+            ("CNAME", format!("{huge};")),
+            ("TXT", format!("\"{huge}")),
+            ("TYPE65280", format!("\\# 3 {huge}")),
+            ("DS", format!("1 8 2 {huge}")),
+        ] {
+            let err = parse(t, &v).unwrap_err();
+            assert!(err.len() < 400, "{t}: {} bytes: {err}", err.len());
+        }
+        let err = parse("MX", &format!("10 mx1 {huge}")).unwrap_err();
+        assert!(err.contains("xxx... (10000 bytes in all)\""), "{err}");
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::time::Instant;
 
 use zentralink_model::ZoneContent;
 use zentralink_model::plan::{PlanScope, plan_zone};
-use zentralink_operator::provider::connect;
+use zentralink_operator::provider::connect_with;
+use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
 use zentralink_operator::source::directory::load_catalog;
 
 #[global_allocator]
@@ -115,6 +116,18 @@ async fn apply(args: &[String]) -> Result<(), String> {
     if !errors.is_empty() {
         return Err(errors.to_string());
     }
+    // The bench's manifests name the test servers' own variables; allow exactly those.
+    let env = CredentialEnv::new(
+        std::env::vars(),
+        &[
+            "ZL_PDNS_API_KEY".to_owned(),
+            "ZL_BIND_TSIG256_SECRET".to_owned(),
+        ],
+    )?;
+    let sources = CredentialSources {
+        env: &env,
+        ..Default::default()
+    };
     let started = Instant::now();
     let mut ops = 0;
     let mut writes = 0;
@@ -122,7 +135,7 @@ async fn apply(args: &[String]) -> Result<(), String> {
         let conn = catalog
             .connection(&zone.namespace, &zone.connection)
             .ok_or("no connection")?;
-        let provider = connect(conn).map_err(|e| e.to_string())?;
+        let provider = connect_with(conn, &sources).map_err(|e| e.to_string())?;
         let actual = provider
             .read_zone(&zone.zone)
             .await

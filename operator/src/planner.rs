@@ -9,7 +9,8 @@ use zentralink_model::plan::{PlanScope, plan_zone};
 use zentralink_model::policy::{ClassifiedPlan, PlanOrigin, classify};
 use zentralink_model::report::{PlanReport, ZoneReport};
 
-use crate::provider::{Provider, ProviderError, connect};
+use crate::provider::credentials::CredentialSources;
+use crate::provider::{Provider, ProviderError, connect_with};
 
 /// The plan of one zone against its provider's current content.
 pub async fn plan_one(
@@ -40,7 +41,7 @@ pub async fn plan_one(
 
 /// Plans every zone. A zone whose provider fails is reported with its error;
 /// the others are still planned.
-pub async fn plan_all(catalog: &Catalog) -> PlanReport {
+pub async fn plan_all(catalog: &Catalog, sources: &CredentialSources<'_>) -> PlanReport {
     let mut providers: BTreeMap<(String, String), Result<Box<dyn Provider>, ProviderError>> =
         BTreeMap::new();
     let mut report = PlanReport::default();
@@ -53,7 +54,9 @@ pub async fn plan_all(catalog: &Catalog) -> PlanReport {
             ));
             continue;
         };
-        let provider = providers.entry(key).or_insert_with(|| connect(conn));
+        let provider = providers
+            .entry(key)
+            .or_insert_with(|| connect_with(conn, sources));
         let result = match provider {
             Ok(p) => plan_one(catalog, zone, p.as_ref()).await,
             Err(e) => Err(e.clone()),

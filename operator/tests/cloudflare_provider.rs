@@ -1,15 +1,19 @@
 //! The Cloudflare provider against a local server speaking the Cloudflare
 //! API v4 (tests/common/fake_cloudflare.rs): the provider suite, every record
 //! type the provider writes, paging, retries, rate limits, timeouts,
-//! authentication, and one all-or-nothing batch per plan. Does I/O
-//! (loopback HTTP).
+//! authentication, and one all-or-nothing batch per plan; and against
+//! misbehaving servers (tests/common/hostile_http.rs): redirects, huge
+//! answers, answers of the wrong shape. Does I/O (loopback HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use common::fake_cloudflare::{FakeCloudflare, TOKEN, closed_port_url};
+use common::hostile_http::{HugeAnswer, Recorder, Redirector, Scripted, Size};
 use common::provider_suite::{self, managed, read, set};
 use serde_json::json;
 use zentralink_model::plan::{ChangeOp, Plan, PlanScope, plan_zone};
@@ -568,9 +572,13 @@ spec:
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
     let entry = catalog.connection("lab", "cloudflare").unwrap();
-    let env = |name: &str| (name == "ZL_TEST_CLOUDFLARE_TOKEN").then(|| TOKEN.to_owned());
+    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+        [("ZL_TEST_CLOUDFLARE_TOKEN".to_owned(), TOKEN.to_owned())],
+        &["ZL_TEST_CLOUDFLARE_TOKEN".to_owned()],
+    )
+    .unwrap();
     let sources = zentralink_operator::provider::credentials::CredentialSources {
-        env: Some(&env),
+        env: &env,
         ..Default::default()
     };
     let p = zentralink_operator::provider::connect_with(entry, &sources).unwrap();
@@ -578,4 +586,330 @@ spec:
     assert!(p.capabilities().atomic_batch);
     p.test_connection().await.unwrap();
     assert!(p.read_zone(&z).await.unwrap().is_some());
+}
+
+// ------------------------------------------------------------------ hardening
+
+/// A plan creating `www A 192.0.2.1`.
+fn one_create(z: &ZoneName) -> Plan {
+    creates(z, &[("www", "A", 300, &["192.0.2.1"])])
+}
+
+#[tokio::test]
+async fn the_token_never_follows_a_redirect() {
+    let elsewhere = Recorder::start().await;
+    let redirector = Redirector::everything_to(elsewhere.url()).await;
+    let p = provider_at(format!("{}/client/v4", redirector.url()), TOKEN, limits());
+    let z = zone("redirected.example.");
+    for err in [
+        p.read_zone(&z).await.unwrap_err(),
+        p.list_zones().await.unwrap_err(),
+        p.test_connection().await.unwrap_err(),
+        p.apply(&one_create(&z)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, ProviderError::Unsupported(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "Cloudflare answered 302 Found redirecting to {}/client/v4/zones?",
+                elsewhere.url()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("never follow redirects: set spec.cloudflare.url"),
+            "{text}"
+        );
+    }
+    assert_eq!(elsewhere.requests(), Vec::<String>::new());
+    assert_eq!(redirector.redirected(), 4, "a redirect is not retried");
+}
+
+#[tokio::test]
+async fn a_batch_answered_with_a_redirect_is_not_sent_elsewhere() {
+    let (fake, z) = fake_with_zone("redirected-write.example.").await;
+    let elsewhere = Recorder::start().await;
+    let api = fake.url();
+    let redirector =
+        Redirector::writes_to(elsewhere.url(), api.trim_end_matches("/client/v4")).await;
+    let p = provider_at(format!("{}/client/v4", redirector.url()), TOKEN, limits());
+    let err = p.apply(&one_create(&z)).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unsupported(ref m)
+            if m.contains(&format!("307 Temporary Redirect redirecting to {}/client/v4/zones/", elsewhere.url()))
+                && m.contains("nothing was applied")),
+        "{err}"
+    );
+    assert!(redirector.forwarded() > 0, "the zone was read through it");
+    assert_eq!(redirector.redirected(), 1, "one batch, not repeated");
+    assert_eq!(elsewhere.requests(), Vec::<String>::new());
+    assert_eq!(fake.write_count(), 0);
+}
+
+/// Limits with a small bound on answers (64 KiB), so that going past it is quick.
+fn small_answers() -> Limits {
+    Limits {
+        max_response_bytes: 64 * 1024,
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_while_streaming() {
+    for size in [Size::Endless, Size::Chunked(1 << 20)] {
+        let server = HugeAnswer::start(200, size).await;
+        let p = provider_at(
+            format!("{}/client/v4", server.url()),
+            TOKEN,
+            small_answers(),
+        );
+        let start = Instant::now();
+        let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+        assert!(
+            matches!(err, ProviderError::InvalidAnswer(ref m)
+                if m.contains("is larger than the 65536 bytes ZentraLink reads of one answer")),
+            "{size:?}: {err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{size:?}");
+        assert_eq!(
+            server.requests(),
+            1,
+            "{size:?}: a huge answer is not asked for again"
+        );
+        assert!(
+            server.all_closed_within(Duration::from_secs(5)).await,
+            "{size:?}: the answer was not abandoned"
+        );
+        assert!(
+            server.sent() < 32 << 20,
+            "{size:?}: {} bytes",
+            server.sent()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_announcing_more_than_the_limit_is_refused_unread() {
+    // 1.5 GiB announced, against the default limit.
+    let server = HugeAnswer::start(200, Size::Announced(3 << 29)).await;
+    let p = provider_at(format!("{}/client/v4", server.url()), TOKEN, limits());
+    let err = p.list_zones().await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m)
+            if m.contains("announces 1610612736 bytes, more than the 256 MiB ZentraLink reads")),
+        "{err}"
+    );
+    let server = HugeAnswer::start(200, Size::Announced(64 * 1024 + 1)).await;
+    let p = provider_at(
+        format!("{}/client/v4", server.url()),
+        TOKEN,
+        small_answers(),
+    );
+    let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m) if m.contains("announces 65537 bytes")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_answer_with_an_endless_body_is_reported_by_its_status() {
+    let server = HugeAnswer::start(500, Size::Endless).await;
+    let p = provider_at(
+        format!("{}/client/v4", server.url()),
+        TOKEN,
+        small_answers(),
+    );
+    let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unreachable(ref m) if m.contains("HTTP 500")),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 1000, "{err}");
+    assert_eq!(server.requests(), 4, "a 500 is retried, whatever its body");
+}
+
+/// `result_info` as the API documents it, for one page.
+const ONE_PAGE: &str =
+    r#"{"page": 1, "per_page": 50, "count": 1, "total_count": 1, "total_pages": 1}"#;
+
+/// An envelope around `result` (a JSON text), with `result_info` when given.
+fn envelope(result: &str, info: Option<&str>) -> String {
+    match info {
+        Some(info) => format!(
+            r#"{{"success": true, "errors": [], "messages": [], "result": {result}, "result_info": {info}}}"#
+        ),
+        None => format!(r#"{{"success": true, "errors": [], "messages": [], "result": {result}}}"#),
+    }
+}
+
+/// A server answering the zone lookup and the record list with the given
+/// bodies (HTTP 200), and every write with a successful envelope.
+async fn scripted(zones: String, records: String) -> Scripted {
+    Scripted::start(Arc::new(move |_: &Method, path: &str, _: &str| {
+        if path == "/client/v4/zones" {
+            (200, zones.clone())
+        } else if path.ends_with("/dns_records") {
+            (200, records.clone())
+        } else {
+            (200, envelope(r#"{"id": "w1"}"#, None))
+        }
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn an_answer_of_the_wrong_shape_is_an_error_never_an_empty_zone() {
+    let zone_ok = r#"[{"id": "z1", "name": "shape.example", "status": "active"}]"#;
+    let record_ok = r#"[{"id": "r1", "name": "www.shape.example", "type": "A", "content": "192.0.2.1", "ttl": 300, "proxied": false}]"#;
+    let z = zone("shape.example.");
+
+    // The documented shape reads (so the cases below fail for their flaw alone).
+    let server = scripted(
+        envelope(zone_ok, Some(ONE_PAGE)),
+        envelope(record_ok, Some(ONE_PAGE)),
+    )
+    .await;
+    let p = provider_at(format!("{}/client/v4", server.url()), TOKEN, limits());
+    assert_eq!(read(&p, &z).await.record_count(), 1);
+
+    let good_zones = envelope(zone_ok, Some(ONE_PAGE));
+    let good_records = envelope(record_ok, Some(ONE_PAGE));
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "not JSON",
+            "<html>maintenance</html>".into(),
+            good_records.clone(),
+        ),
+        (
+            "no envelope",
+            r#"{"zones": []}"#.into(),
+            good_records.clone(),
+        ),
+        (
+            "no success",
+            format!(r#"{{"errors": [], "result": {zone_ok}, "result_info": {ONE_PAGE}}}"#),
+            good_records.clone(),
+        ),
+        (
+            "no result",
+            format!(r#"{{"success": true, "errors": [], "result_info": {ONE_PAGE}}}"#),
+            good_records.clone(),
+        ),
+        (
+            "result: null",
+            envelope("null", Some(ONE_PAGE)),
+            good_records.clone(),
+        ),
+        (
+            "result: {}",
+            envelope("{}", Some(ONE_PAGE)),
+            good_records.clone(),
+        ),
+        (
+            "a zone without id",
+            envelope(r#"[{"name": "shape.example"}]"#, Some(ONE_PAGE)),
+            good_records.clone(),
+        ),
+        (
+            "zones without result_info",
+            envelope(zone_ok, None),
+            good_records.clone(),
+        ),
+        (
+            "total_pages missing",
+            envelope(zone_ok, Some(r#"{"page": 1, "count": 1}"#)),
+            good_records.clone(),
+        ),
+        (
+            "records: null",
+            good_zones.clone(),
+            envelope("null", Some(ONE_PAGE)),
+        ),
+        (
+            "records: {}",
+            good_zones.clone(),
+            envelope("{}", Some(ONE_PAGE)),
+        ),
+        (
+            "records without result_info",
+            good_zones.clone(),
+            envelope(record_ok, None),
+        ),
+        (
+            "records with total_pages -1",
+            good_zones.clone(),
+            envelope(record_ok, Some(r#"{"total_pages": -1}"#)),
+        ),
+        (
+            "a record without ttl",
+            good_zones.clone(),
+            envelope(
+                r#"[{"id": "r1", "name": "www.shape.example", "type": "A", "content": "192.0.2.1"}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+        (
+            "a record without id",
+            good_zones.clone(),
+            envelope(
+                r#"[{"name": "www.shape.example", "type": "A", "content": "192.0.2.1", "ttl": 300}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+        (
+            "a record without content",
+            good_zones.clone(),
+            envelope(
+                r#"[{"id": "r1", "name": "www.shape.example", "type": "A", "ttl": 300}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+    ];
+    for (case, zones, records) in cases {
+        let zones_broken = zones != good_zones;
+        let server = scripted(zones, records).await;
+        let p = provider_at(format!("{}/client/v4", server.url()), TOKEN, limits());
+        let read = p.read_zone(&z).await;
+        assert!(
+            matches!(read, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: read as {read:?}"
+        );
+        let applied = p.apply(&one_create(&z)).await;
+        assert!(
+            matches!(applied, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: applied as {applied:?}"
+        );
+        if zones_broken {
+            let listed = p.list_zones().await;
+            assert!(
+                matches!(listed, Err(ProviderError::InvalidAnswer(_))),
+                "{case}: listed as {listed:?}"
+            );
+            let tested = p.test_connection().await;
+            assert!(
+                matches!(tested, Err(ProviderError::InvalidAnswer(_))),
+                "{case}: tested as {tested:?}"
+            );
+        }
+        assert_eq!(
+            server.writes(),
+            Vec::<String>::new(),
+            "{case}: nothing is written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_zone_lookup_listing_no_such_zone_is_the_documented_absence() {
+    let server = scripted(
+        envelope(
+            "[]",
+            Some(r#"{"page": 1, "per_page": 50, "count": 0, "total_count": 0, "total_pages": 0}"#),
+        ),
+        envelope("[]", Some(ONE_PAGE)),
+    )
+    .await;
+    let p = provider_at(format!("{}/client/v4", server.url()), TOKEN, limits());
+    assert_eq!(p.read_zone(&zone("absent.example.")).await, Ok(None));
 }

@@ -1,14 +1,18 @@
 //! The Hetzner DNS provider against a local server speaking the Hetzner DNS
 //! API (tests/common/fake_hetzner.rs): the provider suite, paging, retries,
 //! rate limits, timeouts, authentication, and record-by-record writes that
-//! fail halfway. Does I/O (loopback HTTP).
+//! fail halfway; and against misbehaving servers (tests/common/hostile_http.rs):
+//! redirects, huge answers, answers of the wrong shape. Does I/O (loopback HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use common::fake_hetzner::{self, FakeHetzner, TOKEN};
+use common::hostile_http::{HugeAnswer, Recorder, Redirector, Scripted, Size};
 use common::provider_suite::{self, managed, read, set};
 use zentralink_model::plan::{ChangeOp, PlanScope, plan_zone};
 use zentralink_model::resources::HttpApiSettings;
@@ -468,9 +472,13 @@ spec:
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
     let entry = catalog.connection("lab", "hetzner").unwrap();
-    let env = |name: &str| (name == "ZL_TEST_HETZNER_TOKEN").then(|| TOKEN.to_owned());
+    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+        [("ZL_TEST_HETZNER_TOKEN".to_owned(), TOKEN.to_owned())],
+        &["ZL_TEST_HETZNER_TOKEN".to_owned()],
+    )
+    .unwrap();
     let sources = zentralink_operator::provider::credentials::CredentialSources {
-        env: Some(&env),
+        env: &env,
         ..Default::default()
     };
     let p = zentralink_operator::provider::connect_with(entry, &sources).unwrap();
@@ -478,4 +486,308 @@ spec:
     assert!(!p.capabilities().atomic_batch);
     p.test_connection().await.unwrap();
     assert!(p.read_zone(&z).await.unwrap().is_some());
+}
+
+// ------------------------------------------------------------------ hardening
+
+#[tokio::test]
+async fn the_token_never_follows_a_redirect() {
+    let elsewhere = Recorder::start().await;
+    let redirector = Redirector::everything_to(elsewhere.url()).await;
+    let p = provider_at(format!("{}/api/v1", redirector.url()), TOKEN, limits());
+    let z = zone("redirected.example.");
+    for err in [
+        p.read_zone(&z).await.unwrap_err(),
+        p.list_zones().await.unwrap_err(),
+        p.test_connection().await.unwrap_err(),
+        p.apply(&two_creates(&z)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, ProviderError::Unsupported(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "Hetzner answered 302 Found redirecting to {}/api/v1/zones?",
+                elsewhere.url()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("never follow redirects: set spec.hetzner.url"),
+            "{text}"
+        );
+    }
+    assert_eq!(elsewhere.requests(), Vec::<String>::new());
+    assert_eq!(redirector.redirected(), 4, "a redirect is not retried");
+}
+
+#[tokio::test]
+async fn a_write_answered_with_a_redirect_is_not_sent_elsewhere() {
+    let (fake, z) = fake_with_zone("redirected-write.example.").await;
+    let elsewhere = Recorder::start().await;
+    let api = fake.url();
+    let redirector = Redirector::writes_to(elsewhere.url(), api.trim_end_matches("/api/v1")).await;
+    let p = provider_at(format!("{}/api/v1", redirector.url()), TOKEN, limits());
+    let err = p.apply(&two_creates(&z)).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unsupported(ref m)
+            if m.contains(&format!("307 Temporary Redirect redirecting to {}/api/v1/records", elsewhere.url()))),
+        "{err}"
+    );
+    assert!(redirector.forwarded() > 0, "the zone was read through it");
+    assert_eq!(redirector.redirected(), 1, "one write, not repeated");
+    assert_eq!(elsewhere.requests(), Vec::<String>::new());
+    assert_eq!(fake.write_count(), 0);
+}
+
+/// Limits with a small bound on answers (64 KiB), so that going past it is quick.
+fn small_answers() -> Limits {
+    Limits {
+        max_response_bytes: 64 * 1024,
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_while_streaming() {
+    for size in [Size::Endless, Size::Chunked(1 << 20)] {
+        let server = HugeAnswer::start(200, size).await;
+        let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, small_answers());
+        let start = Instant::now();
+        let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+        assert!(
+            matches!(err, ProviderError::InvalidAnswer(ref m)
+                if m.contains("is larger than the 65536 bytes ZentraLink reads of one answer")),
+            "{size:?}: {err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{size:?}");
+        assert_eq!(
+            server.requests(),
+            1,
+            "{size:?}: a huge answer is not asked for again"
+        );
+        assert!(
+            server.all_closed_within(Duration::from_secs(5)).await,
+            "{size:?}: the answer was not abandoned"
+        );
+        // What the server got into the sockets' buffers before the client hung up.
+        assert!(
+            server.sent() < 32 << 20,
+            "{size:?}: {} bytes",
+            server.sent()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_announcing_more_than_the_limit_is_refused_unread() {
+    // 1.5 GiB announced, against the default limit.
+    let server = HugeAnswer::start(200, Size::Announced(3 << 29)).await;
+    let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, limits());
+    let err = p.list_zones().await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m)
+            if m.contains("announces 1610612736 bytes, more than the 256 MiB ZentraLink reads")),
+        "{err}"
+    );
+    // One byte more than a small limit.
+    let server = HugeAnswer::start(200, Size::Announced(64 * 1024 + 1)).await;
+    let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, small_answers());
+    let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m) if m.contains("announces 65537 bytes")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_answer_with_an_endless_body_is_reported_by_its_status() {
+    let server = HugeAnswer::start(500, Size::Endless).await;
+    let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, small_answers());
+    let err = p.read_zone(&zone("huge.example.")).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unreachable(ref m) if m.contains("HTTP 500")),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 1000, "{err}");
+    assert_eq!(server.requests(), 4, "a 500 is retried, whatever its body");
+}
+
+/// `meta` as the API documents it, for one page.
+const ONE_PAGE: &str = r#"{"pagination": {"page": 1, "per_page": 100, "previous_page": 1, "next_page": 1, "last_page": 1, "total_entries": 1}}"#;
+
+fn zones_answer(zones: &str, meta: Option<&str>) -> String {
+    match meta {
+        Some(meta) => format!(r#"{{"zones": {zones}, "meta": {meta}}}"#),
+        None => format!(r#"{{"zones": {zones}}}"#),
+    }
+}
+
+fn records_answer(records: &str, meta: Option<&str>) -> String {
+    match meta {
+        Some(meta) => format!(r#"{{"records": {records}, "meta": {meta}}}"#),
+        None => format!(r#"{{"records": {records}}}"#),
+    }
+}
+
+/// A server answering `/zones` and `/records` with the given bodies (HTTP
+/// 200), and every write with 200 `{}`.
+async fn scripted(zones: String, records: String) -> Scripted {
+    Scripted::start(Arc::new(
+        move |_: &Method, path: &str, _: &str| match path {
+            "/api/v1/zones" => (200, zones.clone()),
+            "/api/v1/records" => (200, records.clone()),
+            _ => (200, "{}".to_owned()),
+        },
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn an_answer_of_the_wrong_shape_is_an_error_never_an_empty_zone() {
+    let zone_ok = r#"[{"id": "z1", "name": "shape.example", "ttl": 86400}]"#;
+    let record_ok = r#"[{"id": "r1", "type": "A", "name": "www", "value": "192.0.2.1", "zone_id": "z1", "ttl": 300}]"#;
+    let z = zone("shape.example.");
+
+    // The documented shape reads (so the cases below fail for their flaw alone).
+    let server = scripted(
+        zones_answer(zone_ok, Some(ONE_PAGE)),
+        records_answer(record_ok, Some(ONE_PAGE)),
+    )
+    .await;
+    let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, limits());
+    assert_eq!(read(&p, &z).await.record_count(), 1);
+
+    let good_zones = zones_answer(zone_ok, Some(ONE_PAGE));
+    let good_records = records_answer(record_ok, Some(ONE_PAGE));
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "not JSON",
+            "<html>maintenance</html>".into(),
+            good_records.clone(),
+        ),
+        (
+            "no zones key",
+            format!(r#"{{"meta": {ONE_PAGE}}}"#),
+            good_records.clone(),
+        ),
+        (
+            "zones: null",
+            zones_answer("null", Some(ONE_PAGE)),
+            good_records.clone(),
+        ),
+        (
+            "zones: {}",
+            zones_answer("{}", Some(ONE_PAGE)),
+            good_records.clone(),
+        ),
+        (
+            "a zone without id",
+            zones_answer(
+                r#"[{"name": "shape.example", "ttl": 86400}]"#,
+                Some(ONE_PAGE),
+            ),
+            good_records.clone(),
+        ),
+        (
+            "zones without meta",
+            zones_answer(zone_ok, None),
+            good_records.clone(),
+        ),
+        (
+            "meta without pagination",
+            zones_answer(zone_ok, Some("{}")),
+            good_records.clone(),
+        ),
+        (
+            "last_page missing",
+            zones_answer(zone_ok, Some(r#"{"pagination": {"page": 1}}"#)),
+            good_records.clone(),
+        ),
+        (
+            "last_page a string",
+            zones_answer(zone_ok, Some(r#"{"pagination": {"last_page": "1"}}"#)),
+            good_records.clone(),
+        ),
+        (
+            "no records key",
+            good_zones.clone(),
+            format!(r#"{{"meta": {ONE_PAGE}}}"#),
+        ),
+        (
+            "records: null",
+            good_zones.clone(),
+            records_answer("null", Some(ONE_PAGE)),
+        ),
+        (
+            "records: {}",
+            good_zones.clone(),
+            records_answer("{}", Some(ONE_PAGE)),
+        ),
+        (
+            "records without meta",
+            good_zones.clone(),
+            records_answer(record_ok, None),
+        ),
+        (
+            "records with last_page null",
+            good_zones.clone(),
+            records_answer(record_ok, Some(r#"{"pagination": {"last_page": null}}"#)),
+        ),
+        (
+            "a record without value",
+            good_zones.clone(),
+            records_answer(
+                r#"[{"id": "r1", "type": "A", "name": "www", "ttl": 300}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+        (
+            "a record without id",
+            good_zones.clone(),
+            records_answer(
+                r#"[{"type": "A", "name": "www", "value": "192.0.2.1"}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+        (
+            "a record without type",
+            good_zones.clone(),
+            records_answer(
+                r#"[{"id": "r1", "name": "www", "value": "192.0.2.1"}]"#,
+                Some(ONE_PAGE),
+            ),
+        ),
+    ];
+    for (case, zones, records) in cases {
+        let zones_broken = zones != good_zones;
+        let server = scripted(zones, records).await;
+        let p = provider_at(format!("{}/api/v1", server.url()), TOKEN, limits());
+        let read = p.read_zone(&z).await;
+        assert!(
+            matches!(read, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: read as {read:?}"
+        );
+        let applied = p.apply(&two_creates(&z)).await;
+        assert!(
+            matches!(applied, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: applied as {applied:?}"
+        );
+        if zones_broken {
+            let listed = p.list_zones().await;
+            assert!(
+                matches!(listed, Err(ProviderError::InvalidAnswer(_))),
+                "{case}: listed as {listed:?}"
+            );
+            let tested = p.test_connection().await;
+            assert!(
+                matches!(tested, Err(ProviderError::InvalidAnswer(_))),
+                "{case}: tested as {tested:?}"
+            );
+        }
+        assert_eq!(
+            server.writes(),
+            Vec::<String>::new(),
+            "{case}: nothing is written"
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! The PowerDNS provider against a real pdns_server (started by
 //! scripts/pdns-server.sh, found through ZL_PDNS_URL and ZL_PDNS_API_KEY), and
 //! against a small local HTTP server that sits in front of it (counting
-//! requests) or instead of it (injecting faults). Each test works in its own
-//! zone. Does I/O (HTTP, DNS server state).
+//! requests) or instead of it (injecting faults), and against misbehaving
+//! servers (tests/common/hostile_http.rs): redirects, huge answers, answers
+//! of the wrong shape. Each test works in its own zone. Does I/O (HTTP, DNS
+//! server state).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -18,6 +20,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use common::hostile_http::{HugeAnswer, Recorder, Redirector, Scripted, Size};
 use common::provider_suite::{self, managed, read, set};
 use serde_json::json;
 use zentralink_model::ZoneContent;
@@ -28,9 +31,10 @@ use zentralink_model::plan::{ChangeOp, Plan, PlanScope, plan_zone};
 use zentralink_model::resources::PowerDnsSettings;
 use zentralink_model::secrets::SecretString;
 use zentralink_operator::planner;
+use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
 use zentralink_operator::provider::powerdns::PowerDnsProvider;
 use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError, connect};
+use zentralink_operator::provider::{GatedProvider, Provider, ProviderError, connect_with};
 
 const ALL: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
 
@@ -1019,7 +1023,16 @@ spec:
         let (catalog, errors) = Catalog::build(objects);
         assert!(errors.is_empty(), "{errors}");
 
-        let report = planner::plan_all(&catalog).await;
+        let env = CredentialEnv::new(
+            [("ZL_PDNS_API_KEY".to_owned(), server.key.clone())],
+            &["ZL_PDNS_API_KEY".to_owned()],
+        )
+        .unwrap();
+        let sources = CredentialSources {
+            env: &env,
+            ..Default::default()
+        };
+        let report = planner::plan_all(&catalog, &sources).await;
         assert_eq!(report.zones.len(), 1);
         let zone_report = &report.zones[0];
         assert_eq!(zone_report.error, None);
@@ -1030,13 +1043,13 @@ spec:
         // Apply what was planned through the connection the catalog declares.
         let entry = &catalog.zones[0];
         let connection = catalog.connection("pdns-test", "pdns").unwrap();
-        let p = connect(connection).unwrap();
+        let p = connect_with(connection, &sources).unwrap();
         let classified = planner::plan_one(&catalog, entry, p.as_ref())
             .await
             .unwrap();
         p.apply(&classified.plan).await.unwrap();
 
-        let again = planner::plan_all(&catalog).await;
+        let again = planner::plan_all(&catalog, &sources).await;
         assert_eq!(again.zones[0].error, None);
         assert!(
             again.zones[0].changes.is_empty(),
@@ -1045,4 +1058,287 @@ spec:
         );
     })
     .await;
+}
+
+// ------------------------------------------------------------------ hardening
+
+/// A plan creating `www A 192.0.2.1` in an empty zone.
+fn one_create(zone: &ZoneName) -> Plan {
+    let mut desired = ZoneContent::new(zone.clone());
+    let (k, s) = set(zone, "www", "A", 300, &["192.0.2.1"]);
+    desired.sets.insert(k, s);
+    plan_zone(
+        &desired,
+        &ZoneContent::new(zone.clone()),
+        &PlanScope::default(),
+    )
+}
+
+#[tokio::test]
+async fn the_api_key_never_follows_a_redirect() {
+    let elsewhere = Recorder::start().await;
+    let redirector = Redirector::everything_to(elsewhere.url()).await;
+    let p = provider_at(redirector.url(), "key-that-stays-home", fast());
+    let z = ZoneName::parse("redirected.zl-test.").unwrap();
+    for err in [
+        p.read_zone(&z).await.unwrap_err(),
+        p.list_zones().await.unwrap_err(),
+        p.test_connection().await.unwrap_err(),
+        p.apply(&one_create(&z)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, ProviderError::Unsupported(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "PowerDNS answered 302 Found redirecting to {}/api/v1/servers/localhost",
+                elsewhere.url()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "credentialed requests never follow redirects: set spec.powerdns.url to the final address"
+            ),
+            "{text}"
+        );
+    }
+    assert_eq!(elsewhere.requests(), Vec::<String>::new());
+    assert_eq!(redirector.redirected(), 4, "a redirect is not retried");
+}
+
+#[tokio::test]
+async fn a_patch_answered_with_a_redirect_is_not_sent_elsewhere() {
+    with_zone("redirected-patch", |server, zone| async move {
+        let elsewhere = Recorder::start().await;
+        let redirector = Redirector::writes_to(elsewhere.url(), &server.url).await;
+        let p = provider_at(redirector.url(), &server.key, fast());
+        let err = p.apply(&one_create(&zone)).await.unwrap_err();
+        assert!(
+            matches!(err, ProviderError::Unsupported(ref m)
+                if m.contains(&format!("307 Temporary Redirect redirecting to {}/api/v1/servers/localhost/zones/", elsewhere.url()))),
+            "{err}"
+        );
+        assert!(redirector.forwarded() > 0, "the zone was read through it");
+        assert_eq!(redirector.redirected(), 1, "one PATCH, not repeated");
+        assert_eq!(elsewhere.requests(), Vec::<String>::new());
+        assert!(managed(&read(&provider(&server), &zone).await).is_empty());
+    })
+    .await;
+}
+
+/// Limits with a small bound on answers (64 KiB), so that going past it is quick.
+fn small_answers() -> Limits {
+    Limits {
+        max_response_bytes: 64 * 1024,
+        ..fast()
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_while_streaming() {
+    for size in [Size::Endless, Size::Chunked(1 << 20)] {
+        let server = HugeAnswer::start(200, size).await;
+        let p = provider_at(server.url(), "k", small_answers());
+        let start = Instant::now();
+        let err = p
+            .read_zone(&ZoneName::parse("huge.zl-test.").unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProviderError::InvalidAnswer(ref m)
+                if m.contains("is larger than the 65536 bytes ZentraLink reads of one answer")),
+            "{size:?}: {err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{size:?}");
+        assert_eq!(
+            server.requests(),
+            1,
+            "{size:?}: a huge answer is not asked for again"
+        );
+        assert!(
+            server.all_closed_within(Duration::from_secs(5)).await,
+            "{size:?}: the answer was not abandoned"
+        );
+        assert!(
+            server.sent() < 32 << 20,
+            "{size:?}: {} bytes",
+            server.sent()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_announcing_more_than_the_limit_is_refused_unread() {
+    // 1.5 GiB announced, against the default limit.
+    let server = HugeAnswer::start(200, Size::Announced(3 << 29)).await;
+    let p = provider_at(server.url(), "k", fast());
+    let err = p.list_zones().await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m)
+            if m.contains("announces 1610612736 bytes, more than the 256 MiB ZentraLink reads")),
+        "{err}"
+    );
+    let server = HugeAnswer::start(200, Size::Announced(64 * 1024 + 1)).await;
+    let p = provider_at(server.url(), "k", small_answers());
+    let err = p
+        .read_zone(&ZoneName::parse("huge.zl-test.").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m) if m.contains("announces 65537 bytes")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_answer_with_an_endless_body_is_reported_by_its_status() {
+    let server = HugeAnswer::start(500, Size::Endless).await;
+    let p = provider_at(server.url(), "k", small_answers());
+    let err = p
+        .read_zone(&ZoneName::parse("huge.zl-test.").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unreachable(ref m) if m.contains("HTTP 500")),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 1000, "{err}");
+    assert_eq!(server.requests(), 3, "a 500 is retried, whatever its body");
+}
+
+#[tokio::test]
+async fn an_answer_of_the_wrong_shape_is_an_error_never_an_empty_zone() {
+    let zone = ZoneName::parse("shape.zl-test.").unwrap();
+    let rrset_ok = r#"{"name": "www.shape.zl-test.", "type": "A", "ttl": 300, "records": [{"content": "192.0.2.1", "disabled": false}], "comments": []}"#;
+    let answer = |rrsets: &str| {
+        format!(r#"{{"name": "shape.zl-test.", "kind": "Native", "rrsets": {rrsets}}}"#)
+    };
+    /// A server answering the zone with `zone_body`, the zone list with
+    /// `list_body`, the server with `server_body`, and every write with 204.
+    async fn scripted(zone_body: String, list_body: String, server_body: String) -> Scripted {
+        Scripted::start(Arc::new(move |method: &Method, path: &str, _: &str| {
+            if method != Method::GET {
+                (204, String::new())
+            } else if path.ends_with("/zones") {
+                (200, list_body.clone())
+            } else if path.contains("/zones/") {
+                (200, zone_body.clone())
+            } else {
+                (200, server_body.clone())
+            }
+        }))
+        .await
+    }
+    let good_list = r#"[{"id": "shape.zl-test.", "name": "shape.zl-test.", "kind": "Native"}]"#;
+    let good_server = r#"{"id": "localhost", "type": "Server", "daemon_type": "authoritative", "version": "4.7.3"}"#;
+    // Zone creation allowed: a zone read as absent would be created.
+    let creating = |url: &str| {
+        PowerDnsProvider::new(
+            &PowerDnsSettings {
+                create_zones: true,
+                ..settings(url)
+            },
+            SecretString::new("k"),
+            fast(),
+        )
+        .unwrap()
+    };
+
+    // The documented shape reads (so the cases below fail for their flaw alone).
+    let server = scripted(
+        answer(&format!("[{rrset_ok}]")),
+        good_list.into(),
+        good_server.into(),
+    )
+    .await;
+    let p = creating(server.url());
+    assert_eq!(read(&p, &zone).await.record_count(), 1);
+    p.test_connection().await.unwrap();
+    assert_eq!(p.list_zones().await.unwrap(), vec![zone.clone()]);
+
+    for (case, zone_body) in [
+        ("not JSON", "<html>maintenance</html>".to_owned()),
+        ("null", "null".to_owned()),
+        ("a list", "[]".to_owned()),
+        (
+            "no rrsets",
+            r#"{"name": "shape.zl-test.", "kind": "Native"}"#.to_owned(),
+        ),
+        ("rrsets: null", answer("null")),
+        ("rrsets: {}", answer("{}")),
+        (
+            "an rrset without records",
+            answer(r#"[{"name": "www.shape.zl-test.", "type": "A", "ttl": 300}]"#),
+        ),
+        (
+            "records: null",
+            answer(r#"[{"name": "www.shape.zl-test.", "type": "A", "ttl": 300, "records": null}]"#),
+        ),
+        (
+            "a record without disabled",
+            answer(
+                r#"[{"name": "www.shape.zl-test.", "type": "A", "ttl": 300, "records": [{"content": "192.0.2.1"}]}]"#,
+            ),
+        ),
+        (
+            "a record without content",
+            answer(
+                r#"[{"name": "www.shape.zl-test.", "type": "A", "ttl": 300, "records": [{"disabled": false}]}]"#,
+            ),
+        ),
+        (
+            "an rrset without type",
+            answer(r#"[{"name": "www.shape.zl-test.", "ttl": 300, "records": []}]"#),
+        ),
+    ] {
+        let server = scripted(zone_body, good_list.into(), good_server.into()).await;
+        let p = creating(server.url());
+        let read = p.read_zone(&zone).await;
+        assert!(
+            matches!(read, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: read as {read:?}"
+        );
+        let applied = p.apply(&one_create(&zone)).await;
+        assert!(
+            matches!(applied, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: applied as {applied:?}"
+        );
+        assert_eq!(
+            server.writes(),
+            Vec::<String>::new(),
+            "{case}: nothing is written"
+        );
+    }
+
+    for (case, list_body, server_body) in [
+        ("zones: null", "null", good_server),
+        ("zones: {}", "{}", good_server),
+        (
+            "a zone without name",
+            r#"[{"id": "shape.zl-test."}]"#,
+            good_server,
+        ),
+        (
+            "a server without daemon_type",
+            good_list,
+            r#"{"id": "localhost"}"#,
+        ),
+        (
+            "a server without id",
+            good_list,
+            r#"{"daemon_type": "authoritative"}"#,
+        ),
+    ] {
+        let server = scripted(answer("[]"), list_body.into(), server_body.into()).await;
+        let p = creating(server.url());
+        let outcome = if list_body == good_list {
+            p.test_connection().await
+        } else {
+            p.list_zones().await.map(|_| ())
+        };
+        assert!(
+            matches!(outcome, Err(ProviderError::InvalidAnswer(_))),
+            "{case}: {outcome:?}"
+        );
+    }
 }

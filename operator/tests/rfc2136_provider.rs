@@ -2,8 +2,8 @@
 //! scripts/bind-server.sh, which scripts/test.sh runs): the shared provider
 //! suite with both TSIG algorithms, refused keys, server-enforced
 //! prerequisites, unreachable and silent servers, one UPDATE message per
-//! plan, multi-message zone transfers and planning a catalog. Does I/O
-//! (network, and `dig` for an independent look at the zone).
+//! plan, multi-message zone transfers (and their limits) and planning a
+//! catalog. Does I/O (network, and `dig` for an independent look at the zone).
 //!
 //! Tests run in parallel; each one owns one test zone (`tNN.rfc2136.test.`,
 //! fixed below) and empties it before and after use.
@@ -41,6 +41,7 @@ const PLANNER: u8 = 7;
 const BIG_TRANSFER: u8 = 8;
 const TOO_LARGE: u8 = 9;
 const APEX: u8 = 10;
+const TRANSFER_LIMITS: u8 = 11;
 
 /// Where BIND listens and its two keys, from scripts/bind-server.sh.
 struct Bind {
@@ -569,6 +570,64 @@ async fn a_zone_transfer_of_many_messages_is_read_whole_and_verified() {
 }
 
 #[tokio::test]
+async fn a_zone_transfer_past_its_limits_is_refused_and_not_retried() {
+    let b = bind();
+    let direct = sha256();
+    let z = zone(TRANSFER_LIMITS);
+    clean(&direct, &z).await;
+    let mut hosts = ZoneContent::new(z.clone());
+    for i in 0..20 {
+        let (k, s) = set(
+            &z,
+            &format!("host{i:02}"),
+            "A",
+            300,
+            &[&format!("192.0.2.{i}")],
+        );
+        hosts.sets.insert(k, s);
+    }
+    converge(&direct, &z, &hosts, 100).await;
+    let limited = |records: usize, bytes: usize| Limits {
+        max_transfer_records: records,
+        max_transfer_bytes: bytes,
+        ..quick()
+    };
+
+    let (proxy_address, counts) = counting_proxy(b.server.clone()).await;
+    let p = provider_at(
+        &proxy_address,
+        &b.sha256,
+        "hmac-sha256",
+        limited(10, usize::MAX),
+    );
+    let err = p.read_zone(&z).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m)
+            if m.contains("the transfer holds more than 10 records, the most ZentraLink reads of one zone")),
+        "{err}"
+    );
+    assert_eq!(counts.transfers.load(Ordering::SeqCst), 1, "not retried");
+
+    let p = provider_at(
+        &b.server,
+        &b.sha256,
+        "hmac-sha256",
+        limited(usize::MAX, 512),
+    );
+    let err = p.read_zone(&z).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidAnswer(ref m)
+            if m.contains("the transfer holds more than 512 bytes of messages")),
+        "{err}"
+    );
+
+    // Within the limits, the zone reads whole.
+    let p = provider_at(&b.server, &b.sha256, "hmac-sha256", limited(100, 64 * 1024));
+    assert_eq!(managed(&read(&p, &z).await).to_stored(), hosts.to_stored());
+    clean(&direct, &z).await;
+}
+
+#[tokio::test]
 async fn a_plan_larger_than_one_message_is_refused_before_sending() {
     let b = bind();
     let direct = sha256();
@@ -748,7 +807,16 @@ spec:
     assert!(errors.is_empty(), "{errors:?}");
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
-    let report = zentralink_operator::planner::plan_all(&catalog).await;
+    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+        [("ZL_BIND_TSIG256_SECRET".to_owned(), b.sha256.1.clone())],
+        &["ZL_BIND_TSIG256_SECRET".to_owned()],
+    )
+    .unwrap();
+    let sources = zentralink_operator::provider::credentials::CredentialSources {
+        env: &env,
+        ..Default::default()
+    };
+    let report = zentralink_operator::planner::plan_all(&catalog, &sources).await;
     assert_eq!(report.zones.len(), 1);
     let zr = &report.zones[0];
     assert_eq!(zr.error, None);

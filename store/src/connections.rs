@@ -2,7 +2,7 @@
 //! back only through `connection_credentials`; the record type does not carry them.
 
 use chrono::{DateTime, Utc};
-use zentralink_model::secrets::SecretString;
+use zentralink_model::secrets::{SecretBinding, SecretString};
 
 use crate::Store;
 use crate::error::StoreError;
@@ -53,6 +53,15 @@ pub enum ConnectionCheck {
 
 const COLUMNS: &str = "id, tenant_id, namespace, name, provider_type, settings, credentials_enc IS NOT NULL AS has_credentials, mode, acknowledge_live_writes, last_test_at, last_test_ok, last_test_message, last_probe_at, last_probe_ok, last_probe_message, updated_at";
 
+/// Stored connection credentials are bound to their tenant and connection:
+/// a value copied into another row does not decrypt.
+pub(crate) fn credentials_binding(tenant: TenantId, namespace: &str, name: &str) -> SecretBinding {
+    SecretBinding::stored(
+        "provider_connections",
+        &[&tenant.to_string(), namespace, name],
+    )
+}
+
 impl Store {
     /// Creates or updates a connection (by namespace and name). A change of
     /// settings, credentials or mode clears the test and probe results: a
@@ -62,7 +71,8 @@ impl Store {
         tenant: TenantId,
         c: &NewConnection<'_>,
     ) -> Result<ConnectionId, StoreError> {
-        let credentials = c.credentials.map(|s| self.seal(s)).transpose()?;
+        let binding = credentials_binding(tenant, c.namespace, c.name);
+        let credentials = c.credentials.map(|s| self.seal(s, &binding)).transpose()?;
         Ok(sqlx::query_scalar(
             "INSERT INTO provider_connections (id, tenant_id, namespace, name, provider_type, settings, credentials_enc, mode, acknowledge_live_writes)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -135,14 +145,15 @@ impl Store {
         tenant: TenantId,
         id: ConnectionId,
     ) -> Result<Option<SecretString>, StoreError> {
-        let enc: Option<String> = sqlx::query_scalar(
-            "SELECT credentials_enc FROM provider_connections WHERE tenant_id = $1 AND id = $2",
+        let (namespace, name, enc): (String, String, Option<String>) = sqlx::query_as(
+            "SELECT namespace, name, credentials_enc FROM provider_connections WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
         .fetch_one(&self.pool)
         .await?;
-        enc.map(|e| self.open(&e)).transpose()
+        let binding = credentials_binding(tenant, &namespace, &name);
+        enc.map(|e| self.open(&e, &binding)).transpose()
     }
 
     /// Records the result of a connection test or write probe.

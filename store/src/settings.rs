@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zentralink_model::secrets::SecretString;
+use zentralink_model::secrets::{SecretBinding, SecretString};
 
 use crate::Store;
 use crate::error::StoreError;
@@ -34,6 +34,12 @@ pub struct MailRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// An SMTP password is bound to its tenant's settings (or the platform's).
+pub(crate) fn smtp_binding(tenant: Option<TenantId>) -> SecretBinding {
+    let owner = tenant.map_or_else(|| "platform".to_owned(), |t| t.to_string());
+    SecretBinding::stored("smtp_settings", &[&owner])
+}
+
 impl Store {
     /// Stores SMTP settings for a tenant, or for the platform with `None`.
     pub async fn set_smtp_settings(
@@ -41,7 +47,12 @@ impl Store {
         tenant: Option<TenantId>,
         s: &SmtpSettings,
     ) -> Result<(), StoreError> {
-        let password = s.password.as_ref().map(|p| self.seal(p)).transpose()?;
+        let binding = smtp_binding(tenant);
+        let password = s
+            .password
+            .as_ref()
+            .map(|p| self.seal(p, &binding))
+            .transpose()?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM smtp_settings WHERE tenant_id IS NOT DISTINCT FROM $1")
             .bind(tenant)
@@ -70,16 +81,24 @@ impl Store {
         &self,
         tenant: Option<TenantId>,
     ) -> Result<Option<SmtpSettings>, StoreError> {
-        type Row = (String, i32, Option<String>, Option<String>, String, String);
+        type Row = (
+            Option<TenantId>,
+            String,
+            i32,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT host, port, username, password_enc, from_address, tls FROM smtp_settings
+            "SELECT tenant_id, host, port, username, password_enc, from_address, tls FROM smtp_settings
              WHERE tenant_id = $1 OR tenant_id IS NULL
              ORDER BY tenant_id IS NULL LIMIT 1",
         )
         .bind(tenant)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((host, port, username, password_enc, from_address, tls)) = row else {
+        let Some((owner, host, port, username, password_enc, from_address, tls)) = row else {
             return Ok(None);
         };
         Ok(Some(SmtpSettings {
@@ -87,7 +106,9 @@ impl Store {
             port: u16::try_from(port)
                 .map_err(|_| StoreError::Corrupt(format!("SMTP port {port}")))?,
             username,
-            password: password_enc.map(|e| self.open(&e)).transpose()?,
+            password: password_enc
+                .map(|e| self.open(&e, &smtp_binding(owner)))
+                .transpose()?,
             from_address,
             tls,
         }))

@@ -2,7 +2,7 @@
 //! secrets are stored encrypted; backup codes only as argon2id hashes made by the caller.
 
 use chrono::{DateTime, Utc};
-use zentralink_model::secrets::SecretString;
+use zentralink_model::secrets::{SecretBinding, SecretString};
 
 use crate::Store;
 use crate::error::StoreError;
@@ -16,6 +16,11 @@ pub struct UserRecord {
     pub platform_admin: bool,
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A TOTP secret is bound to its user.
+pub(crate) fn totp_binding(user: UserId) -> SecretBinding {
+    SecretBinding::stored("totp_secrets", &[&user.to_string()])
 }
 
 impl Store {
@@ -87,7 +92,7 @@ impl Store {
         user: UserId,
         secret: &SecretString,
     ) -> Result<(), StoreError> {
-        let enc = self.seal(secret)?;
+        let enc = self.seal(secret, &totp_binding(user))?;
         sqlx::query(
             "INSERT INTO totp_secrets (user_id, secret_enc) VALUES ($1, $2)
              ON CONFLICT (user_id) DO UPDATE SET secret_enc = EXCLUDED.secret_enc, confirmed_at = NULL, last_used_step = NULL, created_at = now()",
@@ -106,7 +111,7 @@ impl Store {
                 .bind(user)
                 .fetch_one(&self.pool)
                 .await?;
-        self.open(&enc)
+        self.open(&enc, &totp_binding(user))
     }
 
     /// Replaces a user's backup codes with new argon2id hashes.

@@ -255,7 +255,7 @@ async fn tampered_ciphertext_is_a_clear_error(pool: PgPool) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Secret(SecretError::Tampered(_))),
+        matches!(err, StoreError::Secret(SecretError::Tampered { .. })),
         "{err:?}"
     );
     // a wrong key is an error too, never garbage
@@ -267,6 +267,43 @@ async fn tampered_ciphertext_is_a_clear_error(pool: PgPool) {
     assert!(
         matches!(err, StoreError::Secret(SecretError::UnknownKey(_))),
         "{err:?}"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn credentials_copied_into_another_tenants_row_do_not_decrypt(pool: PgPool) {
+    let store = store(pool.clone());
+    let acme = seed(&store, "acme", "acme.example.", "acme-only-secret").await;
+    let globex = seed(&store, "globex", "globex.example.", "globex-secret").await;
+    // someone with database access copies acme's ciphertext into globex's row
+    sqlx::query(
+        "UPDATE provider_connections SET credentials_enc =
+            (SELECT credentials_enc FROM provider_connections WHERE id = $1)
+         WHERE id = $2",
+    )
+    .bind(acme.connection.0)
+    .bind(globex.connection.0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = store
+        .connection_credentials(globex.tenant, globex.connection)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Secret(SecretError::Tampered { .. })),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("acme-only-secret"));
+    // acme's own row still reads
+    assert_eq!(
+        store
+            .connection_credentials(acme.tenant, acme.connection)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "acme-only-secret"
     );
 }
 
@@ -625,6 +662,7 @@ async fn an_unreachable_database_is_a_clear_error_after_retries() {
             first_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(40),
             attempt_timeout: Duration::from_millis(500),
+            deadline: Duration::from_secs(30),
         },
     )
     .await
@@ -634,11 +672,52 @@ async fn an_unreachable_database_is_a_clear_error_after_retries() {
         msg.contains("could not reach PostgreSQL at 127.0.0.1:1/zentralink after 3 attempts"),
         "{msg}"
     );
+    assert!(msg.contains("refused"), "says why: {msg}");
     assert!(!msg.contains("pw-do-not-print"), "{msg}");
     assert!(
         started.elapsed() >= Duration::from_millis(60),
         "it backed off between attempts"
     );
+}
+
+#[tokio::test]
+async fn other_databases_urls_are_refused_at_once() {
+    for url in [
+        "mysql://root@127.0.0.1:3306/zentralink",
+        "sqlite:///tmp/zl.db",
+        "127.0.0.1:5432",
+    ] {
+        let err = Store::connect(url, keyring(1), ConnectRetry::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://"), "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_database_fails_at_once_without_retrying() {
+    let base = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at the test PostgreSQL (scripts/test.sh sets it)");
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{server}/zl_no_such_database_here");
+    let err = Store::connect(
+        &url,
+        keyring(1),
+        ConnectRetry {
+            attempts: 50,
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(600),
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    // With 50 attempts 5 s apart, only a refusal without retrying returns here at all.
+    assert!(err.contains("refused the connection"), "{err}");
+    assert!(err.contains("zl_no_such_database_here"), "{err}");
 }
 
 #[sqlx::test(migrations = false)]

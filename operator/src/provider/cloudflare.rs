@@ -20,6 +20,14 @@
 //! one batch. Cloudflare runs a batch in one database transaction (deletes,
 //! then patches, puts and posts), so it is applied entirely or not at all:
 //! the report marks every operation applied, or `apply` returns the error.
+//!
+//! What is read: a zone is absent only when the documented zone lookup
+//! (`GET /zones?name=`) lists no zone of that name. A 2xx answer that is
+//! not the documented envelope (`success`, `errors`, a `result` of the
+//! documented type, `result_info.total_pages` on lists, a record's `id`,
+//! `name`, `type` and `ttl`) is [`ProviderError::InvalidAnswer`], never an
+//! empty zone. Redirects are never followed (the token would go with them),
+//! and answers are read up to [`Limits::max_response_bytes`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -40,9 +48,10 @@ use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
 use super::http::{
-    base_url, classify_status, client, error_chain, path_segment, secret_header, transport_error,
+    base_url, classify_status, client, idempotency_of, page_number, path_segment, read_body,
+    read_error_body, redirect_error, secret_header, shorten, transport_error,
 };
-use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
+use super::resilience::{AttemptError, Governor, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 use zentralink_model::record::quote_character_string as quote;
 
@@ -150,14 +159,9 @@ impl CloudflareProvider {
         body: Option<&Value>,
     ) -> Result<Vec<u8>, ProviderError> {
         let what = format!("Cloudflare {method} {path}");
-        let idempotency = if method == Method::GET {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::Write
-        };
         let url = format!("{}{path}", self.base);
         self.governor
-            .call(&what, idempotency, || {
+            .call(&what, idempotency_of(&method), || {
                 self.attempt(&what, method.clone(), &url, query, body)
             })
             .await
@@ -172,6 +176,7 @@ impl CloudflareProvider {
         body: Option<&Value>,
     ) -> Result<Vec<u8>, AttemptError> {
         tracing::debug!(what, "calling the Cloudflare API");
+        let idempotency = idempotency_of(&method);
         let mut request = self
             .client
             .request(method, url)
@@ -185,23 +190,30 @@ impl CloudflareProvider {
             .await
             .map_err(|e| transport_error(what, &e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect_error(
+                what,
+                "Cloudflare",
+                &response,
+                "spec.cloudflare.url",
+                |text| self.redact(text),
+            ));
+        }
+        let limit = self.governor.limits().max_response_bytes;
+        if status.is_success() {
+            return read_body(response, limit)
+                .await
+                .map_err(|e| e.into_attempt(what, "Cloudflare", status, idempotency));
+        }
         let retry_after = retry_after_seconds(
             response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok()),
         );
-        let bytes = response.bytes().await.map_err(|e| {
-            AttemptError::transient(ProviderError::Unreachable(format!(
-                "{what}: the answer was cut off: {}",
-                error_chain(&e)
-            )))
-        })?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
+        let bytes = read_error_body(response, limit).await;
         let (message, codes) = error_details(&bytes);
-        let message = self.redact(&message);
+        let message = shorten(&self.redact(&message));
         // 7000 is the API's "No route for that URI"; a 404 without the
         // envelope did not come from the API at all.
         if status == StatusCode::NOT_FOUND && (codes.is_empty() || codes.contains(&7000)) {
@@ -214,27 +226,31 @@ impl CloudflareProvider {
         Err(classify(what, status, &message, &codes, retry_after))
     }
 
-    /// A call whose envelope is read and whose `result` is parsed as `T`.
+    /// A call whose envelope is read: a failure it reports is an error,
+    /// and otherwise the whole answer is parsed as `T` ([`Single`] or
+    /// [`Page`]), which must match.
     async fn envelope<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Envelope<T>, ProviderError> {
+    ) -> Result<T, ProviderError> {
         let bytes = self.call(method.clone(), path, query, body).await?;
-        let envelope: Envelope<T> = serde_json::from_slice(&bytes).map_err(|e| {
+        let not_documented = |e: serde_json::Error| {
             ProviderError::InvalidAnswer(format!(
-                "Cloudflare {method} {path}: the answer is not the documented envelope: {e}"
+                "Cloudflare {method} {path}: the answer is not the documented envelope: {}; check spec.cloudflare.url (the default is {DEFAULT_URL})",
+                shorten(&self.redact(&e.to_string()))
             ))
-        })?;
-        if !envelope.success {
+        };
+        let status: Status = serde_json::from_slice(&bytes).map_err(not_documented)?;
+        if !status.success {
             return Err(ProviderError::Unsupported(format!(
                 "Cloudflare {method} {path}: the API reports failure: {}",
-                self.redact(&describe_errors(&envelope.errors))
+                shorten(&self.redact(&describe_errors(&status.errors)))
             )));
         }
-        Ok(envelope)
+        serde_json::from_slice(&bytes).map_err(not_documented)
     }
 
     /// Removes the token from text a server sent back, should it echo it.
@@ -250,7 +266,7 @@ impl CloudflareProvider {
     /// The zone named `zone`, or `None` when the token sees no such zone.
     async fn find_zone(&self, zone: &ZoneName) -> Result<Option<ApiZone>, ProviderError> {
         let name = zone.without_dot();
-        let answer: Envelope<Vec<ApiZone>> = self
+        let answer: Page<ApiZone> = self
             .envelope(
                 Method::GET,
                 "/zones",
@@ -261,9 +277,9 @@ impl CloudflareProvider {
                 None,
             )
             .await?;
+        // The documented "no such zone": a list without it.
         Ok(answer
             .result
-            .unwrap_or_default()
             .into_iter()
             .find(|z| z.name.trim_end_matches('.').eq_ignore_ascii_case(&name)))
     }
@@ -279,10 +295,9 @@ impl CloudflareProvider {
                 ("page", page.to_string()),
                 ("per_page", RECORDS_PER_PAGE.to_string()),
             ];
-            let answer: Envelope<Vec<ApiRecord>> =
-                self.envelope(Method::GET, &path, &query, None).await?;
-            let total_pages = answer.total_pages().unwrap_or(page);
-            let batch = answer.result.unwrap_or_default();
+            let answer: Page<ApiRecord> = self.envelope(Method::GET, &path, &query, None).await?;
+            let total_pages = answer.total_pages(&format!("Cloudflare GET {path}"))?;
+            let batch = answer.result;
             let got = batch.len();
             for record in batch {
                 // A record moving between pages while we read must not count twice.
@@ -318,7 +333,7 @@ impl CloudflareProvider {
                 continue;
             }
             let (key, existing) = record_from_api(record, zone)
-                .map_err(|e| ProviderError::InvalidAnswer(self.redact(&e)))?;
+                .map_err(|e| ProviderError::InvalidAnswer(shorten(&self.redact(&e))))?;
             by_key.entry(key).or_default().push(existing);
         }
         let mut content = ZoneContent::new(zone.clone());
@@ -365,17 +380,16 @@ impl Provider for CloudflareProvider {
                 ("page", page.to_string()),
                 ("per_page", ZONES_PER_PAGE.to_string()),
             ];
-            let answer: Envelope<Vec<ApiZone>> =
-                self.envelope(Method::GET, "/zones", &query, None).await?;
-            let total_pages = answer.total_pages().unwrap_or(page);
-            let batch = answer.result.unwrap_or_default();
+            let answer: Page<ApiZone> = self.envelope(Method::GET, "/zones", &query, None).await?;
+            let total_pages = answer.total_pages("Cloudflare GET /zones")?;
+            let batch = answer.result;
             let got = batch.len();
             for z in &batch {
                 zones.push(ZoneName::parse(&z.name).map_err(|e| {
-                    ProviderError::InvalidAnswer(format!(
+                    ProviderError::InvalidAnswer(shorten(&format!(
                         "Cloudflare GET /zones: zone name {:?}: {e}",
                         z.name
-                    ))
+                    )))
                 })?);
             }
             if page >= total_pages || got == 0 || page >= MAX_PAGES {
@@ -435,17 +449,18 @@ impl Provider for CloudflareProvider {
             })?;
         // A 2xx answer means the transaction committed; an envelope that says
         // otherwise, or none at all, leaves the outcome unknown.
-        match serde_json::from_slice::<Envelope<Value>>(&bytes) {
-            Ok(envelope) if envelope.success => {}
-            Ok(envelope) => {
+        match serde_json::from_slice::<Status>(&bytes) {
+            Ok(status) if status.success => {}
+            Ok(status) => {
                 return Err(ProviderError::Uncertain(format!(
                     "Cloudflare POST {path}: HTTP 2xx but the API reports failure ({}); re-read the zone before trying again",
-                    self.redact(&describe_errors(&envelope.errors))
+                    shorten(&self.redact(&describe_errors(&status.errors)))
                 )));
             }
             Err(e) => {
                 return Err(ProviderError::Uncertain(format!(
-                    "Cloudflare POST {path}: HTTP 2xx but the answer is not the documented envelope ({e}); the batch was probably applied: re-read the zone before trying again"
+                    "Cloudflare POST {path}: HTTP 2xx but the answer is not the documented envelope ({}); the batch was probably applied: re-read the zone before trying again",
+                    shorten(&self.redact(&e.to_string()))
                 )));
             }
         }
@@ -465,8 +480,9 @@ impl Provider for CloudflareProvider {
     async fn test_connection(&self) -> Result<(), ProviderError> {
         // Listing zones works for user and account API tokens alike and
         // proves the Zone:Read permission every read needs.
-        // (`/user/tokens/verify` refuses account-owned tokens.)
-        self.envelope::<Value>(
+        // (`/user/tokens/verify` refuses account-owned tokens.) The answer
+        // must be the documented list, which tells the API from anything else.
+        self.envelope::<Page<ApiZone>>(
             Method::GET,
             "/zones",
             &[("page", "1".into()), ("per_page", "5".into())],
@@ -489,14 +505,16 @@ impl Provider for CloudflareProvider {
             "content": "\"zentralink write probe\"",
             "ttl": 60,
         });
-        let created: Envelope<ApiRecord> = self
+        let created: Single<RecordId> = self
             .envelope(Method::POST, &records_path, &[], Some(&body))
-            .await?;
-        let id = created.result.map(|r| r.id).ok_or_else(|| {
-            ProviderError::InvalidAnswer(format!(
-                "Cloudflare POST {records_path}: the answer holds no record id; delete {probe_name} TXT in the Cloudflare dashboard"
-            ))
-        })?;
+            .await
+            .map_err(|e| match e {
+                ProviderError::InvalidAnswer(m) => ProviderError::InvalidAnswer(format!(
+                    "{m}; the probe record may have been created without the answer saying which: delete {probe_name} TXT in the Cloudflare dashboard"
+                )),
+                other => other,
+            })?;
+        let id = created.result.id;
         self.call(
             Method::DELETE,
             &format!("{records_path}/{}", path_segment(&id)),
@@ -513,28 +531,49 @@ impl Provider for CloudflareProvider {
     }
 }
 
-/// The envelope of every answer.
+// The answers' shapes. Fields the API documents as always present are
+// required (no `#[serde(default)]`), so an answer of another shape is an
+// error instead of an empty list.
+
+/// What every 2xx answer starts with, read first: a failure is reported
+/// whatever `result` holds.
 #[derive(Debug, Deserialize)]
-struct Envelope<T> {
-    #[serde(default)]
+struct Status {
     success: bool,
-    #[serde(default)]
     errors: Vec<ApiMessage>,
-    result: Option<T>,
-    #[serde(default)]
-    result_info: Option<ResultInfo>,
 }
 
-impl<T> Envelope<T> {
-    fn total_pages(&self) -> Option<u32> {
-        let n = self.result_info.as_ref()?.total_pages.as_ref()?;
-        let value = n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        })?;
-        Some(u32::try_from(value).unwrap_or(u32::MAX))
+/// A successful answer about one object.
+#[derive(Debug, Deserialize)]
+struct Single<T> {
+    result: T,
+}
+
+/// A successful answer to a list: a list (not `null`, not an object) and
+/// `result_info`, which says how many pages there are.
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    result: Vec<T>,
+    result_info: ResultInfo,
+}
+
+impl<T> Page<T> {
+    fn total_pages(&self, what: &str) -> Result<u32, ProviderError> {
+        let n = &self.result_info.total_pages;
+        page_number(n).ok_or_else(|| {
+            ProviderError::InvalidAnswer(format!(
+                "{what}: result_info.total_pages is {}, not a page count",
+                shorten(&n.to_string())
+            ))
+        })
     }
+}
+
+/// An error answer's envelope, read leniently: it may come from a gateway.
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    errors: Vec<ApiMessage>,
 }
 
 /// One entry of `errors` (with its `error_chain`).
@@ -550,8 +589,13 @@ struct ApiMessage {
 
 #[derive(Debug, Deserialize)]
 struct ResultInfo {
-    #[serde(default)]
-    total_pages: Option<serde_json::Number>,
+    total_pages: serde_json::Number,
+}
+
+/// The created record of a `POST`, of which only the id is used.
+#[derive(Debug, Deserialize)]
+struct RecordId {
+    id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -567,10 +611,11 @@ struct ApiRecord {
     name: String,
     #[serde(rename = "type")]
     record_type: String,
+    /// Checked where the type needs it (types with `data` need none).
     #[serde(default)]
     content: Option<String>,
-    #[serde(default)]
-    ttl: Option<u32>,
+    /// 1 means "automatic".
+    ttl: u32,
     #[serde(default)]
     priority: Option<u16>,
     #[serde(default)]
@@ -617,18 +662,17 @@ fn collect_codes(errors: &[ApiMessage], out: &mut Vec<i64>) {
     }
 }
 
-/// The server's words and error codes from an error answer.
+/// The server's words and error codes from an error answer (the words to be
+/// redacted and shortened by the caller).
 fn error_details(body: &[u8]) -> (String, Vec<i64>) {
-    if let Ok(envelope) = serde_json::from_slice::<Envelope<Value>>(body)
+    if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body)
         && !envelope.errors.is_empty()
     {
         let mut codes = Vec::new();
         collect_codes(&envelope.errors, &mut codes);
         return (describe_errors(&envelope.errors), codes);
     }
-    let text = String::from_utf8_lossy(body);
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    (flat.chars().take(300).collect(), Vec::new())
+    (String::from_utf8_lossy(body).into_owned(), Vec::new())
 }
 
 /// Maps an HTTP error status (and Cloudflare's error codes) to an attempt outcome.
@@ -1058,7 +1102,7 @@ fn record_from_api(record: &ApiRecord, zone: &ZoneName) -> Result<(RrKey, Existi
         parse_record_type(&record.record_type).map_err(|e| format!("{}: {e}", context()))?
     };
     let text = presentation(record, rtype).map_err(|e| format!("{}: {e}", context()))?;
-    let value = RecordValue::parse(rtype, &text, zone)
+    let value = RecordValue::parse_existing(rtype, &text, zone)
         .map_err(|e| format!("{} {text:?}: {e}", context()))?;
     Ok((
         RrKey::new(name, rtype),
@@ -1067,7 +1111,7 @@ fn record_from_api(record: &ApiRecord, zone: &ZoneName) -> Result<(RrKey, Existi
             value,
             // 1 is the API's "automatic" TTL; it is kept as 1 so that writing
             // it back keeps it automatic.
-            ttl: record.ttl.unwrap_or(1),
+            ttl: record.ttl,
         },
     ))
 }

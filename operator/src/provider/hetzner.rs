@@ -17,6 +17,13 @@
 //!   then `Ok` (applied), `Err` naming what went wrong (the failed one; a
 //!   partly applied record set says how many of its record writes were
 //!   done), or `Err("not attempted ...")`. Nothing is retried.
+//!
+//! What is read: only the API's own 404 means a zone is absent (or, for the
+//! zone list, that the account has none). A 200 whose JSON lacks what the API
+//! documents (`zones`, `records`, `meta.pagination.last_page`, a record's
+//! `id`, `type`, `name`, `value`) is [`ProviderError::InvalidAnswer`], never
+//! an empty zone. Redirects are never followed (the token would go with
+//! them), and answers are read up to [`Limits::max_response_bytes`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -37,9 +44,10 @@ use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
 use super::http::{
-    base_url, classify_status, client, error_chain, path_segment, secret_header, transport_error,
+    base_url, classify_status, client, idempotency_of, page_number, path_segment, read_body,
+    read_error_body, redirect_error, secret_header, shorten, transport_error,
 };
-use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
+use super::resilience::{AttemptError, Governor, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 use zentralink_model::record::quote_character_string as quote;
 
@@ -50,8 +58,6 @@ pub const DEFAULT_URL: &str = "https://dns.hetzner.com/api/v1";
 const PER_PAGE: u32 = 100;
 /// A guard against a server that never reports its last page.
 const MAX_PAGES: u32 = 100_000;
-/// The TTL Hetzner gives a zone unless told otherwise, for records that carry none.
-const HETZNER_DEFAULT_TTL: u32 = 86_400;
 /// Owner label of the write-permission probe record.
 const PROBE_LABEL: &str = "_zentralink-probe";
 
@@ -130,14 +136,9 @@ impl HetznerProvider {
         missing_ok: bool,
     ) -> Result<Option<Vec<u8>>, ProviderError> {
         let what = format!("Hetzner {method} {path}");
-        let idempotency = if method == Method::GET {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::Write
-        };
         let url = format!("{}{path}", self.base);
         self.governor
-            .call(&what, idempotency, || {
+            .call(&what, idempotency_of(&method), || {
                 self.attempt(&what, method.clone(), &url, query, body, missing_ok)
             })
             .await
@@ -153,6 +154,7 @@ impl HetznerProvider {
         missing_ok: bool,
     ) -> Result<Option<Vec<u8>>, AttemptError> {
         tracing::debug!(what, "calling the Hetzner DNS API");
+        let idempotency = idempotency_of(&method);
         let mut request = self
             .client
             .request(method, url)
@@ -166,22 +168,30 @@ impl HetznerProvider {
             .await
             .map_err(|e| transport_error(what, &e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect_error(
+                what,
+                "Hetzner",
+                &response,
+                "spec.hetzner.url",
+                |text| self.redact(text),
+            ));
+        }
+        let limit = self.governor.limits().max_response_bytes;
+        if status.is_success() {
+            return read_body(response, limit)
+                .await
+                .map(Some)
+                .map_err(|e| e.into_attempt(what, "Hetzner", status, idempotency));
+        }
         let retry_after = retry_after_seconds(
             response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok()),
         );
-        let bytes = response.bytes().await.map_err(|e| {
-            AttemptError::transient(ProviderError::Unreachable(format!(
-                "{what}: the answer was cut off: {}",
-                error_chain(&e)
-            )))
-        })?;
-        if status.is_success() {
-            return Ok(Some(bytes.to_vec()));
-        }
-        let message = self.redact(&error_message(&bytes));
+        let bytes = read_error_body(response, limit).await;
+        let message = shorten(&self.redact(&error_message(&bytes)));
         if status == StatusCode::NOT_FOUND {
             // The API's own 404s carry its error body; anything else means
             // the URL does not lead to the API at all.
@@ -214,7 +224,8 @@ impl HetznerProvider {
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             ProviderError::InvalidAnswer(format!(
-                "Hetzner GET {path}: the answer is not what the Hetzner DNS API documents: {e}"
+                "Hetzner GET {path}: the answer is not what the Hetzner DNS API documents: {}; check spec.hetzner.url (the default is {DEFAULT_URL})",
+                shorten(&self.redact(&e.to_string()))
             ))
         })
     }
@@ -257,13 +268,13 @@ impl HetznerProvider {
                     ProviderError::InvalidAnswer("Hetzner GET /records: no answer".into())
                 })?;
             let got = answer.records.len();
+            let last = answer.meta.last_page("Hetzner GET /records")?;
             for record in answer.records {
                 // A record moving between pages while we read must not count twice.
                 if seen.insert(record.id.clone()) {
                     records.push(record);
                 }
             }
-            let last = last_page(answer.meta.as_ref()).unwrap_or(page);
             if page >= last || got == 0 {
                 return Ok(records);
             }
@@ -283,11 +294,11 @@ impl HetznerProvider {
             return Ok(None);
         };
         let records = self.fetch_records(&api_zone).await?;
-        let default_ttl = api_zone.ttl.unwrap_or(HETZNER_DEFAULT_TTL);
+        let default_ttl = api_zone.ttl;
         let mut by_key: BTreeMap<RrKey, Vec<Existing>> = BTreeMap::new();
         for record in records {
             let (key, existing) = record_from_api(&record, zone, default_ttl)
-                .map_err(|e| ProviderError::InvalidAnswer(self.redact(&e)))?;
+                .map_err(|e| ProviderError::InvalidAnswer(shorten(&self.redact(&e))))?;
             by_key.entry(key).or_default().push(existing);
         }
         let mut content = ZoneContent::new(zone.clone());
@@ -372,16 +383,16 @@ impl Provider for HetznerProvider {
                 break;
             };
             let got = answer.zones.len();
+            let last = answer.meta.last_page("Hetzner GET /zones")?;
             for z in &answer.zones {
                 let name = ZoneName::parse(&z.name).map_err(|e| {
-                    ProviderError::InvalidAnswer(format!(
+                    ProviderError::InvalidAnswer(shorten(&format!(
                         "Hetzner GET /zones: zone name {:?}: {e}",
                         z.name
-                    ))
+                    )))
                 })?;
                 zones.push(name);
             }
-            let last = last_page(answer.meta.as_ref()).unwrap_or(page);
             if page >= last || got == 0 || page >= MAX_PAGES {
                 break;
             }
@@ -464,12 +475,11 @@ impl Provider for HetznerProvider {
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {
-        // 200 (zones) and 404 (an account without zones) both prove the token works.
-        self.call(
-            Method::GET,
+        // 200 (zones, in the documented shape) and 404 (an account without
+        // zones) both prove the token works.
+        self.get::<ZonesPage>(
             "/zones",
             &[("page", "1".into()), ("per_page", "1".into())],
-            None,
             true,
         )
         .await
@@ -545,13 +555,17 @@ fn report(plan: &Plan, results: Vec<Option<Result<(), String>>>) -> ApplyReport 
     }
 }
 
+// The answers' shapes. Fields the API documents as always present are
+// required (no `#[serde(default)]`), so an answer of another shape is an
+// error instead of an empty list.
+
 /// A zone as the API lists it.
 #[derive(Debug, Clone, Deserialize)]
 struct ApiZone {
     id: String,
     name: String,
-    #[serde(default)]
-    ttl: Option<u32>,
+    /// The TTL of the zone's records that carry none.
+    ttl: u32,
 }
 
 /// One API record: one value of a record set.
@@ -562,24 +576,23 @@ struct ApiRecord {
     record_type: String,
     name: String,
     value: String,
+    /// Optional in the API: a record without one has the zone's.
     #[serde(default)]
     ttl: Option<u32>,
 }
 
+/// `GET /zones`.
 #[derive(Debug, Deserialize)]
 struct ZonesPage {
-    #[serde(default)]
     zones: Vec<ApiZone>,
-    #[serde(default)]
-    meta: Option<Meta>,
+    meta: Meta,
 }
 
+/// `GET /records`.
 #[derive(Debug, Deserialize)]
 struct RecordsPage {
-    #[serde(default)]
     records: Vec<ApiRecord>,
-    #[serde(default)]
-    meta: Option<Meta>,
+    meta: Meta,
 }
 
 #[derive(Debug, Deserialize)]
@@ -589,25 +602,26 @@ struct RecordReply {
 
 #[derive(Debug, Deserialize)]
 struct Meta {
-    #[serde(default)]
-    pagination: Option<Pagination>,
+    pagination: Pagination,
 }
 
 /// `meta.pagination`. The API documents its fields as JSON numbers.
 #[derive(Debug, Deserialize)]
 struct Pagination {
-    #[serde(default)]
-    last_page: Option<serde_json::Number>,
+    last_page: serde_json::Number,
 }
 
-fn last_page(meta: Option<&Meta>) -> Option<u32> {
-    let n = meta?.pagination.as_ref()?.last_page.as_ref()?;
-    let value = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| f as u64)
-    })?;
-    Some(u32::try_from(value).unwrap_or(u32::MAX))
+impl Meta {
+    /// `meta.pagination.last_page`, which must be a whole number.
+    fn last_page(&self, what: &str) -> Result<u32, ProviderError> {
+        let n = &self.pagination.last_page;
+        page_number(n).ok_or_else(|| {
+            ProviderError::InvalidAnswer(format!(
+                "{what}: meta.pagination.last_page is {}, not a page number",
+                shorten(&n.to_string())
+            ))
+        })
+    }
 }
 
 /// The error bodies Hetzner sends: `{"error": {"message", "code"}}` from the
@@ -631,7 +645,8 @@ fn is_api_error_body(body: &[u8]) -> bool {
     serde_json::from_slice::<ErrorBody>(body).is_ok_and(|b| b.error.is_some())
 }
 
-/// The server's own words from an error answer, or the start of the body.
+/// The server's own words from an error answer, or the body as text (to be
+/// redacted and shortened by the caller).
 fn error_message(body: &[u8]) -> String {
     if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
         if let Some(m) = parsed.error.map(|e| e.message).filter(|m| !m.is_empty()) {
@@ -641,9 +656,7 @@ fn error_message(body: &[u8]) -> String {
             return m;
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    flat.chars().take(300).collect()
+    String::from_utf8_lossy(body).into_owned()
 }
 
 /// Maps an HTTP error status to an attempt outcome.
@@ -701,8 +714,8 @@ fn record_from_api(
     } else {
         record.value.clone()
     };
-    let value =
-        RecordValue::parse(rtype, &text, zone).map_err(|e| format!("{}: {e}", context()))?;
+    let value = RecordValue::parse_existing(rtype, &text, zone)
+        .map_err(|e| format!("{}: {e}", context()))?;
     Ok((
         RrKey::new(name, rtype),
         Existing {
@@ -987,7 +1000,7 @@ mod tests {
             "Invalid authentication credentials"
         );
         assert_eq!(
-            error_message(b"<html>\n bad gateway </html>"),
+            shorten(&error_message(b"<html>\n bad gateway </html>")),
             "<html> bad gateway </html>"
         );
     }

@@ -160,13 +160,7 @@ pub fn connect_with(
             entry.namespace, entry.name
         ))
     };
-    let secret = || match &spec.credentials {
-        Some(c) => sources.resolve(&entry.namespace, c),
-        None => Err(ProviderError::Authentication(format!(
-            "connection {}/{} has no credentials",
-            entry.namespace, entry.name
-        ))),
-    };
+    let secret = || sources.resolve(entry);
     match spec.provider_type {
         ProviderType::Zonefile => {
             let dir = spec
@@ -209,23 +203,6 @@ pub fn connect_with(
             )?))
         }
     }
-}
-
-/// Builds the provider a connection describes, with credentials from the
-/// environment and PLATFORM_ENCRYPTION_KEY when it is set.
-pub fn connect(entry: &ConnectionEntry) -> Result<Box<dyn Provider>, ProviderError> {
-    let keyring = zentralink_model::secrets::Keyring::from_values(
-        std::env::var("PLATFORM_ENCRYPTION_KEY").ok().as_deref(),
-        std::env::var("PLATFORM_ENCRYPTION_KEY_PREVIOUS")
-            .ok()
-            .as_deref(),
-    )
-    .ok();
-    let sources = credentials::CredentialSources {
-        keyring: keyring.as_ref(),
-        ..Default::default()
-    };
-    connect_with(entry, &sources)
 }
 
 /// Makes rustls use the `ring` crypto provider (once per process) for HTTPS providers.

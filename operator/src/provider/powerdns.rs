@@ -2,7 +2,10 @@
 //! zones are read as record sets, a plan is written as one PATCH of rrsets
 //! (one transaction in PowerDNS) after checking the plan's before-values
 //! against a fresh read, and missing zones can be created. Every call goes
-//! through the connection's [`Governor`]. Does I/O (HTTP).
+//! through the connection's [`Governor`]; redirects are never followed and
+//! answers are read up to [`Limits::max_response_bytes`]. An answer that is
+//! not the documented JSON is an error, never an empty zone: only HTTP 404
+//! (or the 422 older versions send) means a zone is absent. Does I/O (HTTP).
 
 use std::fmt;
 
@@ -21,6 +24,7 @@ use zentralink_model::resources::{PowerDnsSettings, ProviderType};
 use zentralink_model::secrets::{REDACTED, SecretString};
 use zentralink_model::{ZoneContent, ZoneName};
 
+use super::http::{BodyError, read_body, read_error_body, redirect_error, shorten};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 
@@ -28,8 +32,6 @@ use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 pub const DEFAULT_SERVER_ID: &str = "localhost";
 /// The owner label of the record [`Provider::probe_write`] creates and deletes.
 pub const PROBE_LABEL: &str = "_zentralink-probe";
-/// Longest piece of a server's error text quoted in an error message.
-const MAX_QUOTED: usize = 400;
 
 /// A PowerDNS Authoritative server's API, for one server id.
 pub struct PowerDnsProvider {
@@ -63,12 +65,14 @@ enum Answer {
 
 // ------------------------------------------------------------------ API shapes
 
+// Fields PowerDNS always sends are required, so an answer of another shape
+// is an error rather than something read as empty.
+
 /// `GET /servers/{id}`.
 #[derive(Deserialize)]
 struct ServerJson {
     id: String,
-    #[serde(default)]
-    daemon_type: Option<String>,
+    daemon_type: String,
 }
 
 /// One entry of `GET /servers/{id}/zones`.
@@ -77,13 +81,16 @@ struct ZoneListEntry {
     name: String,
 }
 
-/// `GET /servers/{id}/zones/{zone}`: `rrsets` is required, so an answer
-/// without them is an error instead of an empty zone.
+/// `GET /servers/{id}/zones/{zone}?rrsets=true`: `rrsets` is required (and
+/// must be a list, not `null`), so an answer without them is an error
+/// instead of an empty zone.
 #[derive(Deserialize)]
 struct ZoneJson {
     rrsets: Vec<RrsetJson>,
 }
 
+/// One rrset. Its TTL is checked where it matters: an rrset holding only
+/// comments has none to give.
 #[derive(Deserialize)]
 struct RrsetJson {
     name: String,
@@ -91,14 +98,12 @@ struct RrsetJson {
     rtype: String,
     #[serde(default)]
     ttl: Option<u32>,
-    #[serde(default)]
     records: Vec<RecordJson>,
 }
 
 #[derive(Deserialize, Serialize)]
 struct RecordJson {
     content: String,
-    #[serde(default)]
     disabled: bool,
 }
 
@@ -205,18 +210,9 @@ impl PowerDnsProvider {
         }
     }
 
-    /// Text a server sent, fit to quote: redacted, trimmed and short.
+    /// Text a server sent, fit to quote: redacted, then shortened.
     fn quote(&self, text: &str) -> String {
-        let mut clean = self.redact(text.trim());
-        if clean.len() > MAX_QUOTED {
-            let mut cut = MAX_QUOTED;
-            while !clean.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            clean.truncate(cut);
-            clean.push_str("...");
-        }
-        clean
+        shorten(&self.redact(text))
     }
 
     /// PowerDNS's explanation in an error body: its `error` field, or the text itself.
@@ -253,22 +249,40 @@ impl PowerDnsProvider {
                         .await
                         .map_err(|e| self.transport_error(what, idempotency, e))?;
                     let status = response.status();
+                    if status.is_redirection() {
+                        return Err(redirect_error(
+                            what,
+                            "PowerDNS",
+                            &response,
+                            "spec.powerdns.url",
+                            |text| self.redact(text),
+                        ));
+                    }
+                    let limit = self.governor.limits().max_response_bytes;
+                    if status.is_success() {
+                        return read_body(response, limit)
+                            .await
+                            .map(Answer::Body)
+                            .map_err(|e| match e {
+                                BodyError::Cut(e) => self.transport_error(what, idempotency, e),
+                                too_large => {
+                                    too_large.into_attempt(what, "PowerDNS", status, idempotency)
+                                }
+                            });
+                    }
                     let retry_after = response
                         .headers()
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    let bytes = response
-                        .bytes()
-                        .await
-                        .map_err(|e| self.transport_error(what, idempotency, e))?;
-                    self.classify(what, idempotency, status, retry_after.as_deref(), &bytes)
+                    let body = read_error_body(response, limit).await;
+                    self.classify(what, idempotency, status, retry_after.as_deref(), &body)
                 }
             })
             .await
     }
 
-    /// Maps an HTTP status to an answer or an attempt error.
+    /// Maps an HTTP status other than 2xx and 3xx to "not found" or an attempt error.
     fn classify(
         &self,
         what: &str,
@@ -277,9 +291,6 @@ impl PowerDnsProvider {
         retry_after: Option<&str>,
         body: &[u8],
     ) -> Result<Answer, AttemptError> {
-        if status.is_success() {
-            return Ok(Answer::Body(body.to_vec()));
-        }
         let message = self.server_message(body);
         let detail = if message.is_empty() {
             String::new()
@@ -384,8 +395,9 @@ impl PowerDnsProvider {
             Answer::NotFound => Ok(None),
             Answer::Body(body) => serde_json::from_slice(&body).map(Some).map_err(|e| {
                 ProviderError::InvalidAnswer(format!(
-                    "{what}: PowerDNS at {} sent a body that is not the expected JSON ({e}): {}",
+                    "{what}: PowerDNS at {} sent a body that is not the expected JSON ({}): {}",
                     self.server_url,
+                    self.quote(&e.to_string()),
                     self.quote(&String::from_utf8_lossy(&body))
                 ))
             }),
@@ -524,7 +536,7 @@ impl Provider for PowerDnsProvider {
         };
         zone_content(zone, answer)
             .map(Some)
-            .map_err(|e| ProviderError::InvalidAnswer(format!("{what}: {e}")))
+            .map_err(|e| ProviderError::InvalidAnswer(format!("{what}: {}", self.quote(&e))))
     }
 
     async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError> {
@@ -556,19 +568,19 @@ impl Provider for PowerDnsProvider {
             .get_json("connection test", self.server_url.clone())
             .await?
             .ok_or_else(|| self.server_not_found())?;
-        match server.daemon_type.as_deref() {
-            None | Some("authoritative") => {}
-            Some(other) => {
-                return Err(ProviderError::Unsupported(format!(
-                    "{} is a PowerDNS {other} server, not an Authoritative one",
-                    self.server_url
-                )));
-            }
+        if server.daemon_type != "authoritative" {
+            return Err(ProviderError::Unsupported(format!(
+                "{} is a PowerDNS {} server, not an Authoritative one",
+                self.server_url,
+                self.quote(&server.daemon_type)
+            )));
         }
         if server.id != self.server_id {
             return Err(ProviderError::InvalidAnswer(format!(
                 "{} answered for server id {:?} instead of {:?}",
-                self.server_url, server.id, self.server_id
+                self.server_url,
+                self.quote(&server.id),
+                self.server_id
             )));
         }
         Ok(())
@@ -778,7 +790,7 @@ fn zone_content(zone: &ZoneName, answer: ZoneJson) -> Result<ZoneContent, String
         let values = enabled
             .iter()
             .map(|r| {
-                RecordValue::parse(rtype, &r.content, zone)
+                RecordValue::parse_existing(rtype, &r.content, zone)
                     .map_err(|e| format!("{what}: value {:?}: {e}", r.content))
             })
             .collect::<Result<Vec<_>, _>>()?;

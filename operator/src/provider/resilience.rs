@@ -1,7 +1,7 @@
 //! Calling providers carefully: a timeout on every call, retries with
 //! exponential backoff and jitter for transient failures of idempotent calls
 //! only, `Retry-After` honoured, a per-connection rate limit and concurrency
-//! limit. Does I/O (timers).
+//! limit, and bounds on how much of an answer is read. Does I/O (timers).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,8 +12,11 @@ use tokio::time::Instant;
 use zentralink_model::resources::ConnectionLimits;
 
 use super::ProviderError;
+pub use super::http::MAX_RESPONSE_BYTES;
+pub use super::rfc2136::{MAX_TRANSFER_BYTES, MAX_TRANSFER_RECORDS};
 
-/// Limits for one connection, from `spec.limits`.
+/// Limits for one connection: the first four from `spec.limits`, the bounds
+/// on answers fixed (tests lower them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Timeout of one attempt.
@@ -26,6 +29,13 @@ pub struct Limits {
     pub attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// Most bytes of one HTTP answer read into memory ([`MAX_RESPONSE_BYTES`]);
+    /// a larger answer is refused.
+    pub max_response_bytes: usize,
+    /// Most records of one zone transfer ([`MAX_TRANSFER_RECORDS`]).
+    pub max_transfer_records: usize,
+    /// Most bytes of the messages of one zone transfer ([`MAX_TRANSFER_BYTES`]).
+    pub max_transfer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +47,9 @@ impl Default for Limits {
             attempts: 4,
             first_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            max_response_bytes: MAX_RESPONSE_BYTES,
+            max_transfer_records: MAX_TRANSFER_RECORDS,
+            max_transfer_bytes: MAX_TRANSFER_BYTES,
         }
     }
 }

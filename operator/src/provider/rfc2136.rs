@@ -48,6 +48,17 @@ use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
 /// Largest DNS message over TCP: the length prefix is 16 bits.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
 
+/// The most records ZentraLink reads in one zone transfer. PowerDNS's HTTP
+/// answer for a zone this large is about 240 MB, near
+/// [`MAX_RESPONSE_BYTES`](super::resilience::MAX_RESPONSE_BYTES); a transfer that
+/// goes on past it is refused instead of being held in memory. The limit of
+/// a connection is [`Limits::max_transfer_records`].
+pub const MAX_TRANSFER_RECORDS: usize = 2_000_000;
+
+/// The most bytes (DNS messages, as received) ZentraLink reads in one zone
+/// transfer: 512 MiB. The limit of a connection is [`Limits::max_transfer_bytes`].
+pub const MAX_TRANSFER_BYTES: usize = 512 * 1024 * 1024;
+
 /// Seconds of clock difference a TSIG signature tolerates (RFC 8945 recommends 300).
 const TSIG_FUDGE: u16 = 300;
 
@@ -241,13 +252,14 @@ impl Rfc2136Provider {
 
     /// Reads one answer of an exchange and checks it: a DNS response to our
     /// request, without a TSIG error, signed with our key (the MAC verifies
-    /// and chains to the request or the previous answer).
+    /// and chains to the request or the previous answer). Gives the message
+    /// and its size in bytes.
     async fn receive(
         &self,
         stream: &mut TcpStream,
         request: &mut SignedRequest,
         what: &str,
-    ) -> Result<Message, AttemptError> {
+    ) -> Result<(Message, usize), AttemptError> {
         let bytes = read_frame(stream).await.map_err(|e| {
             AttemptError::transient(ProviderError::Unreachable(format!(
                 "{what}: {}",
@@ -269,7 +281,7 @@ impl Rfc2136Provider {
                 format!("{what}: the answer is for another request (id mismatch)"),
             )));
         }
-        Ok(message)
+        Ok((message, bytes.len()))
     }
 
     /// Explains an answer whose TSIG signature did not verify. An unsigned
@@ -331,18 +343,30 @@ impl Rfc2136Provider {
     async fn exchange(&self, request: &Message, what: &str) -> Result<Message, AttemptError> {
         let mut signed = self.sign_small(request)?;
         let mut stream = self.send(&signed, what).await?;
-        self.receive(&mut stream, &mut signed, what).await
+        let (answer, _) = self.receive(&mut stream, &mut signed, what).await?;
+        Ok(answer)
     }
 
     /// A whole AXFR: the records between the opening and the closing SOA,
-    /// the closing SOA left out.
+    /// the closing SOA left out. A transfer passing the connection's
+    /// [`Limits::max_transfer_records`] or [`Limits::max_transfer_bytes`] is
+    /// refused as soon as it does.
     async fn transfer(&self, zone: &ZoneName, what: &str) -> Result<Vec<Record>, AttemptError> {
         let request = axfr_request(zone);
         let mut signed = self.sign_small(&request)?;
         let mut stream = self.send(&signed, what).await?;
+        let limits = self.governor.limits();
         let mut records: Vec<Record> = Vec::new();
+        let mut received = 0usize;
         loop {
-            let mut message = self.receive(&mut stream, &mut signed, what).await?;
+            let (mut message, size) = self.receive(&mut stream, &mut signed, what).await?;
+            received = received.saturating_add(size);
+            if received > limits.max_transfer_bytes {
+                return Err(transfer_too_large(
+                    what,
+                    &format!("more than {} bytes of messages", limits.max_transfer_bytes),
+                ));
+            }
             match message.metadata.response_code {
                 ResponseCode::NoError => {}
                 ResponseCode::NotAuth | ResponseCode::NXDomain => {
@@ -382,6 +406,12 @@ impl Rfc2136Provider {
                 return Err(AttemptError::Permanent(ProviderError::InvalidAnswer(
                     format!("{what}: the transfer does not start with the zone's SOA"),
                 )));
+            }
+            if answers.len() > limits.max_transfer_records.saturating_sub(records.len()) {
+                return Err(transfer_too_large(
+                    what,
+                    &format!("more than {} records", limits.max_transfer_records),
+                ));
             }
             records.extend(answers);
             if records.len() > 1
@@ -764,6 +794,13 @@ fn zone_content(zone: &ZoneName, records: Vec<Record>) -> Result<ZoneContent, St
         .map(|(key, (ttl, values))| (key, RecordSet::new(ttl, values)))
         .collect();
     Ok(content)
+}
+
+/// A zone transfer that went on past a limit: refused, not retried.
+fn transfer_too_large(what: &str, how_much: &str) -> AttemptError {
+    AttemptError::Permanent(ProviderError::InvalidAnswer(format!(
+        "{what}: the transfer holds {how_much}, the most ZentraLink reads of one zone; reading stopped there and nothing of it is used (a zone this large is not supported)"
+    )))
 }
 
 /// A DNS message framed for TCP: a two-byte length, then the message.

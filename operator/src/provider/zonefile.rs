@@ -19,6 +19,7 @@ use zentralink_model::resources::ProviderType;
 use zentralink_model::{ZoneContent, ZoneName};
 
 use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use crate::fsread::{MAX_ZONE_FILE_BYTES, ReadError, read_text};
 
 /// Zone files in one directory, named `<zone>.zone` (`acme.example.zone`).
 #[derive(Debug, Clone)]
@@ -42,19 +43,18 @@ impl ZoneFileProvider {
 
     fn read_sync(&self, zone: &ZoneName) -> Result<Option<ZoneContent>, ProviderError> {
         let path = self.path_for(zone);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_text(&path, MAX_ZONE_FILE_BYTES, "zone files") {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(ProviderError::Io(format!(
-                    "{}: cannot read: {e}",
-                    path.display()
-                )));
-            }
+            Err(ReadError::NotFound) => return Ok(None),
+            Err(e) => return Err(ProviderError::Io(format!("{}: {e}", path.display()))),
         };
-        parse_zone_file(&text, zone)
-            .map(Some)
-            .map_err(|e| ProviderError::InvalidAnswer(format!("{}: {e}", path.display())))
+        parse_zone_file(&text, zone).map(Some).map_err(|e| {
+            ProviderError::InvalidAnswer(format!(
+                "{}: {}",
+                path.display(),
+                zentralink_model::secrets::shorten(&e, 300)
+            ))
+        })
     }
 
     fn write_sync(&self, content: &ZoneContent) -> Result<(), ProviderError> {
@@ -247,7 +247,18 @@ pub fn render_zone_file(zone: &ZoneContent) -> String {
 /// Parses a master file. Records in RFC 3597 generic form (`TYPE65280`, or
 /// data written `\# <length> <hex>`) are read here, since hickory-proto's zone
 /// parser does not take them; everything else is parsed by hickory-proto.
+///
+/// Lines may end in CRLF, as BIND, Knot and NSD accept. `$INCLUDE` is refused:
+/// a zone file under management is self-contained, and an include could read
+/// any file on the host.
 pub fn parse_zone_file(text: &str, zone: &ZoneName) -> Result<ZoneContent, String> {
+    let text: std::borrow::Cow<'_, str> = if text.contains('\r') {
+        text.replace("\r\n", "\n").into()
+    } else {
+        text.into()
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    refuse_includes(text)?;
     let flat = flatten_parentheses(text)?;
     let (standard, generic) = split_generic_lines(&flat, zone)?;
     let parser = Parser::new(standard.as_str(), None, Some(zone.as_name().clone()));
@@ -287,6 +298,20 @@ pub fn parse_zone_file(text: &str, zone: &ZoneName) -> Result<ZoneContent, Strin
 }
 
 type GenericRecord = (RrKey, u32, RecordValue);
+
+/// Refuses `$INCLUDE` (RFC 1035 section 5.1) on any line.
+fn refuse_includes(text: &str) -> Result<(), String> {
+    for (i, line) in text.lines().enumerate() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.eq_ignore_ascii_case("$INCLUDE") {
+            return Err(format!(
+                "line {}: $INCLUDE is not allowed: a zone file under ZentraLink's management is self-contained (an include could read any file on the host); put the records in this file",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Joins records that RFC 1035 spreads over several lines with parentheses
 /// onto one line, dropping comments. Quotes and escapes are respected, so a
@@ -497,6 +522,6 @@ fn parse_generic_line(
     }
     let rtype = rtype.ok_or("no record type")?;
     let data = line.get(data_start..).unwrap_or("").trim();
-    let value = RecordValue::parse(rtype, data, zone)?;
+    let value = RecordValue::parse_existing(rtype, data, zone)?;
     Ok((RrKey::new(owner, rtype), ttl, value))
 }

@@ -1,6 +1,13 @@
 //! Reads manifests from files and directories (recursively): the same
 //! documents `kubectl apply` takes. Does I/O (file reads).
+//!
+//! A scanned directory is walked once: symlinks are followed only to files
+//! and directories inside it (never out of the tree, never into a loop),
+//! each file is read once however many links lead to it, and only regular
+//! files of at most [`MAX_MANIFEST_BYTES`] are read.
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,55 +15,157 @@ use zentralink_model::catalog::Catalog;
 use zentralink_model::diagnostics::{Diagnostic, Diagnostics};
 use zentralink_model::documents::{LoadedObject, SourceFile, parse_documents};
 
+pub use crate::fsread::MAX_MANIFEST_BYTES;
+use crate::fsread::{ReadError, file_kind, read_text};
+
+/// The most manifest files one load reads.
+pub const MAX_MANIFEST_FILES: usize = 100_000;
+/// The deepest directory nesting walked.
+pub const MAX_DIRECTORY_DEPTH: usize = 32;
+
 /// Every `*.yaml` / `*.yml` file under the paths, in a stable order. Hidden
-/// files and directories (`.git`) are skipped.
+/// files and directories (`.git`) are skipped. A path given explicitly is
+/// taken whatever its name.
 pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Diagnostics) {
-    let mut files = Vec::new();
-    let mut errors = Diagnostics::default();
+    let mut walk = Walk::default();
     for path in paths {
-        if path.is_dir() {
-            walk(path, &mut files, &mut errors);
-        } else if path.exists() {
-            files.push(path.clone());
-        } else {
-            errors.push(file_error(path, "no such file or directory"));
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => match path.canonicalize() {
+                Ok(root) => {
+                    walk.visited_dirs.insert((meta.dev(), meta.ino()));
+                    walk.dir(&root, path, path, 0);
+                }
+                Err(e) => walk.error(path, format!("cannot read directory: {e}")),
+            },
+            Ok(meta) => walk.file(path, &meta),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                walk.error(path, "no such file or directory".into())
+            }
+            Err(e) => walk.error(path, format!("cannot read: {e}")),
         }
     }
-    (files, errors)
+    (walk.files, walk.errors)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Diagnostics) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(file_error(dir, &format!("cannot read directory: {e}")));
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    errors: Diagnostics,
+    /// (device, inode) of every directory entered and every file taken.
+    visited_dirs: HashSet<(u64, u64)>,
+    seen_files: HashSet<(u64, u64)>,
+    refused_too_many: bool,
+}
+
+impl Walk {
+    fn error(&mut self, path: &Path, message: String) {
+        self.errors
+            .push(Diagnostic::file(path.display().to_string(), message));
+    }
+
+    fn file(&mut self, shown: &Path, meta: &std::fs::Metadata) {
+        if !self.seen_files.insert((meta.dev(), meta.ino())) {
             return;
         }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
+        if self.files.len() >= MAX_MANIFEST_FILES {
+            if !self.refused_too_many {
+                self.refused_too_many = true;
+                self.error(
+                    shown,
+                    format!("more than {MAX_MANIFEST_FILES} manifest files; the rest are not read"),
+                );
+            }
+            return;
         }
-        if p.is_dir() {
-            walk(&p, files, errors);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            files.push(p);
+        self.files.push(shown.to_path_buf());
+    }
+
+    /// Walks `shown` (the path as the user sees it), whose real location is
+    /// `real`, inside the tree rooted (canonically) at `root`.
+    fn dir(&mut self, root: &Path, shown: &Path, real: &Path, depth: usize) {
+        if depth > MAX_DIRECTORY_DEPTH {
+            self.error(
+                shown,
+                format!("directories nested more than {MAX_DIRECTORY_DEPTH} deep are not read"),
+            );
+            return;
+        }
+        let entries = match std::fs::read_dir(real) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error(shown, format!("cannot read directory: {e}"));
+                return;
+            }
+        };
+        let mut names: Vec<std::ffi::OsString> = entries
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            if name.to_str().is_some_and(|n| n.starts_with('.')) {
+                continue;
+            }
+            let shown_child = shown.join(&name);
+            let real_child = real.join(&name);
+            let Ok(link_meta) = std::fs::symlink_metadata(&real_child) else {
+                continue;
+            };
+            let yaml = matches!(
+                Path::new(&name).extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if link_meta.file_type().is_symlink() {
+                let target = match real_child.canonicalize() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        if yaml {
+                            self.error(&shown_child, format!("broken symbolic link: {e}"));
+                        }
+                        continue;
+                    }
+                };
+                if !target.starts_with(root) {
+                    self.error(
+                        &shown_child,
+                        format!(
+                            "symbolic link to {} points out of the scanned directory; it is not followed",
+                            target.display()
+                        ),
+                    );
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&target) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    if self.visited_dirs.insert((meta.dev(), meta.ino())) {
+                        self.dir(root, &shown_child, &target, depth + 1);
+                    }
+                } else if yaml {
+                    self.take_file(&shown_child, &meta);
+                }
+            } else if link_meta.is_dir() {
+                if self.visited_dirs.insert((link_meta.dev(), link_meta.ino())) {
+                    self.dir(root, &shown_child, &real_child, depth + 1);
+                }
+            } else if yaml {
+                self.take_file(&shown_child, &link_meta);
+            }
         }
     }
-}
 
-fn file_error(path: &Path, message: &str) -> Diagnostic {
-    Diagnostic {
-        file: path.display().to_string(),
-        line: None,
-        path: String::new(),
-        message: message.to_owned(),
+    fn take_file(&mut self, shown: &Path, meta: &std::fs::Metadata) {
+        if meta.is_file() {
+            self.file(shown, meta);
+        } else {
+            self.error(
+                shown,
+                format!(
+                    "is {}, not a regular file; only regular files are read",
+                    file_kind(meta)
+                ),
+            );
+        }
     }
 }
 
@@ -65,10 +174,17 @@ pub fn load_objects(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics) {
     let (files, mut errors) = manifest_files(paths);
     let mut objects = Vec::new();
     for file in files {
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read_text(&file, MAX_MANIFEST_BYTES, "manifests") {
             Ok(t) => t,
+            Err(ReadError::NotFound) => {
+                errors.push(Diagnostic::file(
+                    file.display().to_string(),
+                    "no such file or directory",
+                ));
+                continue;
+            }
             Err(e) => {
-                errors.push(file_error(&file, &format!("cannot read: {e}")));
+                errors.push(Diagnostic::file(file.display().to_string(), e.to_string()));
                 continue;
             }
         };
