@@ -9,11 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use zentralink_model::report::{render_markdown, render_text};
 use zentralink_model::secrets::{EncryptionKey, Keyring, SecretBinding, SecretError, SecretString};
-use zentralink_operator::liveness::check;
 use zentralink_operator::planner::plan_all;
-use zentralink_operator::provider::connect_with;
-use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
 use zentralink_operator::source::directory::load_catalog;
+use zentralink_providers::connect_with;
+use zentralink_providers::credentials::{CredentialEnv, CredentialSources};
+use zentralink_providers::liveness::check;
 use zentralink_store::{ConnectRetry, Store};
 
 /// Writes a line to standard output; a closed or full output is an error
@@ -437,7 +437,7 @@ async fn record_check(
     store: &Store,
     catalog: &zentralink_model::catalog::Catalog,
     conn: &zentralink_model::catalog::ConnectionEntry,
-    report: &zentralink_operator::liveness::LiveReport,
+    report: &zentralink_providers::liveness::LiveReport,
 ) -> anyhow::Result<()> {
     use zentralink_store::audit::{Actor, AuditEvent};
     use zentralink_store::connections::{ConnectionCheck, NewConnection};

@@ -13,10 +13,10 @@ use zentralink_model::plan::{PlanScope, plan_zone};
 use zentralink_model::record::{RecordSet, RecordValue, RrKey, parse_record_type};
 use zentralink_model::resources::{PowerDnsSettings, Rfc2136Settings};
 use zentralink_model::secrets::SecretString;
-use zentralink_operator::provider::Provider;
-use zentralink_operator::provider::powerdns::PowerDnsProvider;
-use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::rfc2136::Rfc2136Provider;
+use zentralink_providers::Provider;
+use zentralink_providers::powerdns::PowerDnsProvider;
+use zentralink_providers::resilience::Limits;
+use zentralink_providers::rfc2136::Rfc2136Provider;
 
 fn env(name: &str, how: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod diagnostics;
 pub mod digest;
 pub mod documents;
+pub mod liveness;
 pub mod name;
 pub mod plan;
 pub mod policy;

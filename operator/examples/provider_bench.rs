@@ -23,9 +23,9 @@ use std::time::Instant;
 
 use zentralink_model::ZoneContent;
 use zentralink_model::plan::{PlanScope, plan_zone};
-use zentralink_operator::provider::connect_with;
-use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
 use zentralink_operator::source::directory::load_catalog;
+use zentralink_providers::connect_with;
+use zentralink_providers::credentials::{CredentialEnv, CredentialSources};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

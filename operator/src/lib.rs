@@ -1,8 +1,6 @@
-//! ZentraLink's reconciler side: sources of desired state (directories; git and
-//! Kubernetes later) and DNS providers behind one trait. Does I/O.
+//! ZentraLink's operating side: sources of desired state (directories; git
+//! and Kubernetes later) and the reconcile loop; the DNS providers live in
+//! `zentralink-providers`. Does I/O.
 
-pub mod fsread;
-pub mod liveness;
 pub mod planner;
-pub mod provider;
 pub mod source;

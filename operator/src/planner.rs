@@ -9,8 +9,8 @@ use zentralink_model::plan::{PlanScope, plan_zone};
 use zentralink_model::policy::{ClassifiedPlan, PlanOrigin, classify};
 use zentralink_model::report::{PlanReport, ZoneReport};
 
-use crate::provider::credentials::CredentialSources;
-use crate::provider::{Provider, ProviderError, connect_with};
+use zentralink_providers::credentials::CredentialSources;
+use zentralink_providers::{Provider, ProviderError, connect_with};
 
 /// The plan of one zone against its provider's current content.
 pub async fn plan_one(

@@ -15,8 +15,8 @@ use zentralink_model::catalog::Catalog;
 use zentralink_model::diagnostics::{Diagnostic, Diagnostics};
 use zentralink_model::documents::{LoadedObject, SourceFile, parse_documents};
 
-pub use crate::fsread::MAX_MANIFEST_BYTES;
-use crate::fsread::{ReadError, file_kind, read_text};
+pub use zentralink_providers::fsread::MAX_MANIFEST_BYTES;
+use zentralink_providers::fsread::{ReadError, file_kind, read_text};
 
 /// The most manifest files one load reads.
 pub const MAX_MANIFEST_FILES: usize = 100_000;

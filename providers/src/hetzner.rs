@@ -35,7 +35,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use zentralink_model::plan::{ApplyError, ChangeOp, Plan, apply_plan};
+use zentralink_model::plan::{ChangeOp, Plan};
 use zentralink_model::record::{
     RecordSet, RecordValue, RrKey, TXT_STRING_MAX, parse_record_type, type_name,
 };
@@ -48,7 +48,9 @@ use super::http::{
     read_error_body, redirect_error, secret_header, shorten, transport_error,
 };
 use super::resilience::{AttemptError, Governor, Limits, retry_after_seconds};
-use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use super::{
+    ApplyReport, Capabilities, OpOutcome, PROBE_LABEL, Provider, ProviderError, check_before_values,
+};
 use zentralink_model::record::quote_character_string as quote;
 
 /// The public API, used when `spec.hetzner.url` is not set.
@@ -58,9 +60,6 @@ pub const DEFAULT_URL: &str = "https://dns.hetzner.com/api/v1";
 const PER_PAGE: u32 = 100;
 /// A guard against a server that never reports its last page.
 const MAX_PAGES: u32 = 100_000;
-/// Owner label of the write-permission probe record.
-const PROBE_LABEL: &str = "_zentralink-probe";
-
 /// Record types this provider writes: what the API documents as creatable,
 /// except SOA (the API does not let it be changed; Hetzner keeps it), RP (no
 /// presentation format in ZentraLink's record model) and "DANE" (not a DNS
@@ -415,11 +414,7 @@ impl Provider for HetznerProvider {
             .read_state(&plan.zone)
             .await?
             .ok_or_else(|| ProviderError::ZoneNotFound(plan.zone.to_string()))?;
-        apply_plan(&state.content, plan).map_err(|e| match e {
-            ApplyError::Conflict { .. } => ProviderError::Conflict(format!(
-                "{e}; nothing was sent: plan again from the current state"
-            )),
-        })?;
+        check_before_values(&state.content, plan)?;
         // Every value is converted before the first write, so a value the
         // API cannot take stops the plan before anything changes.
         let mut steps_per_change = Vec::with_capacity(plan.changes.len());

@@ -18,9 +18,9 @@ use zentralink_model::plan::{ChangeOp, PlanScope, plan_zone};
 use zentralink_model::resources::HttpApiSettings;
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
-use zentralink_operator::provider::hetzner::HetznerProvider;
-use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError};
+use zentralink_providers::hetzner::HetznerProvider;
+use zentralink_providers::resilience::Limits;
+use zentralink_providers::{GatedProvider, Provider, ProviderError};
 
 /// The suite's types Hetzner stores (all of them).
 const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
@@ -352,7 +352,7 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
     let p = provider_at(url, TOKEN, limits());
     let start = Instant::now();
     let err = p.read_zone(&zone("down.example.")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Unreachable(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotSent(_)), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
     // 4 attempts with 10, 20, 40 ms of backoff (and jitter) in between
     assert!(
@@ -361,7 +361,7 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
         start.elapsed()
     );
     let err = p.test_connection().await.unwrap_err();
-    assert!(matches!(err, ProviderError::Unreachable(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotSent(_)), "{err}");
 }
 
 #[tokio::test]
@@ -472,16 +472,16 @@ spec:
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
     let entry = catalog.connection("lab", "hetzner").unwrap();
-    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+    let env = zentralink_providers::credentials::CredentialEnv::new(
         [("ZL_TEST_HETZNER_TOKEN".to_owned(), TOKEN.to_owned())],
         &["ZL_TEST_HETZNER_TOKEN".to_owned()],
     )
     .unwrap();
-    let sources = zentralink_operator::provider::credentials::CredentialSources {
+    let sources = zentralink_providers::credentials::CredentialSources {
         env: &env,
         ..Default::default()
     };
-    let p = zentralink_operator::provider::connect_with(entry, &sources).unwrap();
+    let p = zentralink_providers::connect_with(entry, &sources).unwrap();
     assert_eq!(p.provider_type().as_str(), "hetzner");
     assert!(!p.capabilities().atomic_batch);
     p.test_connection().await.unwrap();

@@ -26,9 +26,9 @@ use zentralink_model::record::RrKey;
 use zentralink_model::resources::Rfc2136Settings;
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
-use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::rfc2136::Rfc2136Provider;
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError};
+use zentralink_providers::resilience::Limits;
+use zentralink_providers::rfc2136::Rfc2136Provider;
+use zentralink_providers::{GatedProvider, Provider, ProviderError};
 
 // Zones, one per test.
 const SUITE_SHA256: u8 = 1;
@@ -407,22 +407,21 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
     let z = zone(SUITE_SHA256);
     let err = p.read_zone(&z).await.unwrap_err();
     assert!(
-        matches!(err, ProviderError::Unreachable(ref m) if m.contains("connection refused")),
+        matches!(err, ProviderError::NotSent(ref m) if m.contains("connection refused")),
         "{err}"
     );
     assert!(matches!(
         p.test_connection().await,
-        Err(ProviderError::Unreachable(_))
+        Err(ProviderError::NotSent(_))
     ));
     // A refused connection means the UPDATE was never sent: not uncertain.
     let mut one = ZoneContent::new(z.clone());
     let (k, s) = set(&z, "x", "A", 300, &["192.0.2.1"]);
     one.sets.insert(k, s);
     let plan = plan_zone(&one, &ZoneContent::new(z.clone()), &PlanScope::default());
-    assert!(matches!(
-        p.apply(&plan).await,
-        Err(ProviderError::Unreachable(_))
-    ));
+    let err = p.apply(&plan).await.unwrap_err();
+    assert!(matches!(err, ProviderError::NotSent(_)), "{err}");
+    assert!(!err.may_have_applied());
 
     // A peer that closes every connection at once: each read attempt is made.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -807,24 +806,29 @@ spec:
     assert!(errors.is_empty(), "{errors:?}");
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
-    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+    let env = zentralink_providers::credentials::CredentialEnv::new(
         [("ZL_BIND_TSIG256_SECRET".to_owned(), b.sha256.1.clone())],
         &["ZL_BIND_TSIG256_SECRET".to_owned()],
     )
     .unwrap();
-    let sources = zentralink_operator::provider::credentials::CredentialSources {
+    let sources = zentralink_providers::credentials::CredentialSources {
         env: &env,
         ..Default::default()
     };
-    let report = zentralink_operator::planner::plan_all(&catalog, &sources).await;
-    assert_eq!(report.zones.len(), 1);
-    let zr = &report.zones[0];
-    assert_eq!(zr.error, None);
-    assert!(!zr.live_requested);
-    let ops: Vec<(ChangeOp, String, String)> = zr
+    let plans = common::plan_catalog(&catalog, &sources).await;
+    assert_eq!(plans.len(), 1);
+    let plan = plans[0].clone().unwrap();
+    assert!(!catalog.connection("lab", "bind").unwrap().live_requested());
+    let ops: Vec<(ChangeOp, String, String)> = plan
         .changes
         .iter()
-        .map(|c| (c.op, c.name.clone(), c.record_type.clone()))
+        .map(|c| {
+            (
+                c.op,
+                c.key.name.to_ascii(),
+                zentralink_model::record::type_name(c.key.rtype),
+            )
+        })
         .collect();
     assert_eq!(ops.len(), 2, "{ops:?}");
     assert!(

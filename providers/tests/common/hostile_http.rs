@@ -142,7 +142,7 @@ impl Redirector {
     }
 
     async fn start(target: &str, only_writes: bool, upstream: Option<String>) -> Redirector {
-        zentralink_operator::provider::install_tls_provider();
+        zentralink_providers::install_tls_provider();
         let state = Arc::new(RedirectState {
             target: target.trim_end_matches('/').to_owned(),
             only_writes,

@@ -1,11 +1,14 @@
 //! DNS providers behind one trait: list zones, read a zone, apply a batch of
 //! record-set operations with a per-operation outcome, test the connection,
-//! probe write permission. Does I/O.
+//! probe write permission; with their resilience (timeouts, retries, limits),
+//! credentials and the connection checks. Does I/O.
 
 pub mod cloudflare;
 pub mod credentials;
+pub mod fsread;
 pub mod hetzner;
 mod http;
+pub mod liveness;
 pub mod powerdns;
 pub mod resilience;
 pub mod rfc2136;
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use hickory_proto::rr::RecordType;
 use zentralink_model::catalog::ConnectionEntry;
-use zentralink_model::plan::{ChangeOp, Plan};
+use zentralink_model::plan::{ApplyError, ChangeOp, Plan, apply_plan};
 use zentralink_model::record::{RrKey, type_name};
 use zentralink_model::resources::ProviderType;
 use zentralink_model::{ZoneContent, ZoneName};
@@ -38,9 +41,24 @@ pub struct Capabilities {
     pub lists_zones: bool,
 }
 
+/// The owner label of the TXT record the write probe creates and deletes.
+pub const PROBE_LABEL: &str = "_zentralink-probe";
+
 /// Why a provider call failed. Messages never hold credentials.
+///
+/// For a write (`apply`), the variant says what happened to the batch:
+/// [`ProviderError::Uncertain`] means it may or may not have been applied
+/// (re-read the zone to know); every other variant means this call applied
+/// nothing: it was not sent ([`ProviderError::NotSent`],
+/// [`ProviderError::NotLive`]) or the provider refused it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
+    /// The request never reached the provider (connection refused, name not
+    /// resolved, TLS failed before the request was written).
+    #[error("provider unreachable, nothing was sent: {0}")]
+    NotSent(String),
+    /// The provider did not answer usefully (timeout, 5xx); for a read only,
+    /// since a write in that state is [`ProviderError::Uncertain`].
     #[error("provider unreachable: {0}")]
     Unreachable(String),
     #[error("provider refused the credentials: {0}")]
@@ -78,9 +96,64 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// Every operation of the plan applied (an all-or-nothing batch that succeeded).
+    pub fn all_applied(plan: &Plan) -> Self {
+        Self {
+            outcomes: plan
+                .changes
+                .iter()
+                .map(|c| OpOutcome {
+                    op: c.op,
+                    key: c.key.clone(),
+                    result: Ok(()),
+                })
+                .collect(),
+        }
+    }
+
     pub fn all_ok(&self) -> bool {
         self.outcomes.iter().all(|o| o.result.is_ok())
     }
+}
+
+impl ProviderError {
+    /// The same error with more said about it (a zone not found stays as it is).
+    pub fn with_context(self, context: &str) -> ProviderError {
+        use ProviderError::*;
+        let add = |m: String| format!("{m}; {context}");
+        match self {
+            NotSent(m) => NotSent(add(m)),
+            Unreachable(m) => Unreachable(add(m)),
+            Authentication(m) => Authentication(add(m)),
+            ZoneNotFound(m) => ZoneNotFound(m),
+            Conflict(m) => Conflict(add(m)),
+            InvalidAnswer(m) => InvalidAnswer(add(m)),
+            NotLive(m) => NotLive(add(m)),
+            RateLimited(m) => RateLimited(add(m)),
+            Uncertain(m) => Uncertain(add(m)),
+            Unsupported(m) => Unsupported(add(m)),
+            Io(m) => Io(add(m)),
+        }
+    }
+
+    /// True when the failed call may have changed the zone (only an uncertain write).
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, ProviderError::Uncertain(_))
+    }
+}
+
+/// Every record set the plan touches must still hold the plan's before-value
+/// ([`apply_plan`]'s check); returns the zone as it will be. A provider calls
+/// this on the content it just read, and sends nothing when it fails.
+pub fn check_before_values(
+    current: &ZoneContent,
+    plan: &Plan,
+) -> Result<ZoneContent, ProviderError> {
+    apply_plan(current, plan).map_err(|e| match e {
+        ApplyError::Conflict { .. } => ProviderError::Conflict(format!(
+            "{e}; nothing was sent: plan again from the current state"
+        )),
+    })
 }
 
 /// A DNS provider.
@@ -96,7 +169,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError>;
     /// Checks that the provider answers and accepts the credentials.
     async fn test_connection(&self) -> Result<(), ProviderError>;
-    /// Creates and deletes a `_zentralink-probe` TXT record in the zone.
+    /// Creates and deletes a [`PROBE_LABEL`] TXT record in the zone.
     async fn probe_write(&self, zone: &ZoneName) -> Result<(), ProviderError>;
 }
 

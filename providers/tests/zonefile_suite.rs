@@ -5,8 +5,8 @@ mod common;
 
 use common::provider_suite;
 use zentralink_model::ZoneName;
-use zentralink_operator::provider::GatedProvider;
-use zentralink_operator::provider::zonefile::ZoneFileProvider;
+use zentralink_providers::GatedProvider;
+use zentralink_providers::zonefile::ZoneFileProvider;
 
 const ALL: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
 

@@ -16,7 +16,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use zentralink_model::plan::{ApplyError, Plan, apply_plan};
+use zentralink_model::plan::Plan;
 use zentralink_model::record::{
     RecordSet, RecordValue, RrKey, is_server_generated, parse_record_type, type_name,
 };
@@ -26,13 +26,10 @@ use zentralink_model::{ZoneContent, ZoneName};
 
 use super::http::{BodyError, read_body, read_error_body, redirect_error, shorten};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
-use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use super::{ApplyReport, Capabilities, PROBE_LABEL, Provider, ProviderError, check_before_values};
 
 /// The server id PowerDNS uses unless configured otherwise.
 pub const DEFAULT_SERVER_ID: &str = "localhost";
-/// The owner label of the record [`Provider::probe_write`] creates and deletes.
-pub const PROBE_LABEL: &str = "_zentralink-probe";
-
 /// A PowerDNS Authoritative server's API, for one server id.
 pub struct PowerDnsProvider {
     /// Carries the API key in its default `X-API-Key` header, marked sensitive.
@@ -339,10 +336,10 @@ impl PowerDnsProvider {
         }
     }
 
-    /// A request that got no HTTP answer: worth another try. A refused
-    /// connection says "refused", which tells the governor that a write was
-    /// not sent; any other failed write it reports as `Uncertain`, naming
-    /// the call itself.
+    /// A request that got no HTTP answer: worth another try. A connection
+    /// that failed is [`ProviderError::NotSent`] (a write was not sent); any
+    /// other failed write the governor reports as `Uncertain`, naming the
+    /// call itself.
     fn transport_error(
         &self,
         what: &str,
@@ -350,6 +347,7 @@ impl PowerDnsProvider {
         error: reqwest::Error,
     ) -> AttemptError {
         let builder = error.is_builder();
+        let not_sent = error.is_connect();
         let error = error.without_url();
         let mut causes = vec![error.to_string()];
         let mut source = std::error::Error::source(&error);
@@ -361,7 +359,7 @@ impl PowerDnsProvider {
             source = cause.source();
         }
         let causes = causes.join(": ");
-        let named = idempotency == Idempotency::Idempotent || builder || causes.contains("refused");
+        let named = idempotency == Idempotency::Idempotent || builder || not_sent;
         let message = self.redact(&format!(
             "{}no answer from PowerDNS at {}: {causes}",
             if named {
@@ -373,6 +371,8 @@ impl PowerDnsProvider {
         ));
         if builder {
             AttemptError::Permanent(ProviderError::Io(message))
+        } else if not_sent {
+            AttemptError::transient(ProviderError::NotSent(message))
         } else {
             AttemptError::transient(ProviderError::Unreachable(message))
         }
@@ -550,17 +550,7 @@ impl Provider for PowerDnsProvider {
             None => return Err(ProviderError::ZoneNotFound(plan.zone.to_string())),
         }
         // One transaction: every operation took effect.
-        Ok(ApplyReport {
-            outcomes: plan
-                .changes
-                .iter()
-                .map(|c| OpOutcome {
-                    op: c.op,
-                    key: c.key.clone(),
-                    result: Ok(()),
-                })
-                .collect(),
-        })
+        Ok(ApplyReport::all_applied(plan))
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {
@@ -605,7 +595,7 @@ impl Provider for PowerDnsProvider {
         self.patch(zone, vec![delete_rrset(&key)])
             .await
             .map_err(|e| {
-                with_context(
+                ProviderError::with_context(
                     e,
                     &format!(
                         "the probe record {key} was written but not deleted; delete it by hand"
@@ -749,14 +739,6 @@ fn delete_rrset(key: &RrKey) -> RrsetOut {
     }
 }
 
-/// Every record set the plan touches must still hold the plan's before-value
-/// (the same check as [`apply_plan`]); otherwise nothing is sent.
-fn check_before_values(current: &ZoneContent, plan: &Plan) -> Result<(), ProviderError> {
-    apply_plan(current, plan).map(|_| ()).map_err(|e| match e {
-        ApplyError::Conflict { .. } => ProviderError::Conflict(e.to_string()),
-    })
-}
-
 /// Converts PowerDNS's rrsets to zone content. Values are parsed from their
 /// presentation format, which canonicalises them (a TXT `\;` becomes `;`).
 fn zone_content(zone: &ZoneName, answer: ZoneJson) -> Result<ZoneContent, String> {
@@ -803,24 +785,6 @@ fn zone_content(zone: &ZoneName, answer: ZoneJson) -> Result<ZoneContent, String
         content.sets.insert(key, RecordSet::new(ttl, values));
     }
     Ok(content)
-}
-
-/// The same error with more said about it.
-fn with_context(error: ProviderError, context: &str) -> ProviderError {
-    match error {
-        ProviderError::Unreachable(m) => ProviderError::Unreachable(format!("{m}; {context}")),
-        ProviderError::Authentication(m) => {
-            ProviderError::Authentication(format!("{m}; {context}"))
-        }
-        ProviderError::ZoneNotFound(m) => ProviderError::ZoneNotFound(m),
-        ProviderError::Conflict(m) => ProviderError::Conflict(format!("{m}; {context}")),
-        ProviderError::InvalidAnswer(m) => ProviderError::InvalidAnswer(format!("{m}; {context}")),
-        ProviderError::NotLive(m) => ProviderError::NotLive(format!("{m}; {context}")),
-        ProviderError::RateLimited(m) => ProviderError::RateLimited(format!("{m}; {context}")),
-        ProviderError::Uncertain(m) => ProviderError::Uncertain(format!("{m}; {context}")),
-        ProviderError::Unsupported(m) => ProviderError::Unsupported(format!("{m}; {context}")),
-        ProviderError::Io(m) => ProviderError::Io(format!("{m}; {context}")),
-    }
 }
 
 #[cfg(test)]

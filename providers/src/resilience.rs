@@ -205,11 +205,8 @@ impl Governor {
             };
             if idempotency == Idempotency::Write {
                 return Err(match error {
-                    // A refused connection or a 429 means the write was not applied.
-                    ProviderError::Unreachable(m) if m.contains("refused") => {
-                        ProviderError::Unreachable(m)
-                    }
-                    ProviderError::RateLimited(m) => ProviderError::RateLimited(m),
+                    // Not sent, or refused with a 429: the write was not applied.
+                    e @ (ProviderError::NotSent(_) | ProviderError::RateLimited(_)) => e,
                     other => ProviderError::Uncertain(format!(
                         "{what}: {other}; the change may or may not have been applied: re-read the zone before trying again"
                     )),

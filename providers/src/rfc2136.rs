@@ -43,7 +43,7 @@ use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
 
 use super::resilience::{AttemptError, Governor, Idempotency, Limits};
-use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use super::{ApplyReport, Capabilities, PROBE_LABEL, Provider, ProviderError};
 
 /// Largest DNS message over TCP: the length prefix is 16 bits.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -61,9 +61,6 @@ pub const MAX_TRANSFER_BYTES: usize = 512 * 1024 * 1024;
 
 /// Seconds of clock difference a TSIG signature tolerates (RFC 8945 recommends 300).
 const TSIG_FUDGE: u16 = 300;
-
-/// The owner label of the write-probe record.
-const PROBE_LABEL: &str = "_zentralink-probe";
 
 /// A connection to one RFC 2136 primary server with one TSIG key.
 pub struct Rfc2136Provider {
@@ -228,13 +225,12 @@ impl Rfc2136Provider {
         }
     }
 
-    /// Opens a TCP connection and sends one signed request. A refused
-    /// connection says "connection refused", which tells the governor that a
-    /// write was not sent.
+    /// Opens a TCP connection and sends one signed request. A connection
+    /// that cannot be opened is [`ProviderError::NotSent`]: a write was not sent.
     async fn send(&self, request: &SignedRequest, what: &str) -> Result<TcpStream, AttemptError> {
         let frame = frame(&request.bytes).map_err(AttemptError::Permanent)?;
         let mut stream = TcpStream::connect(self.server).await.map_err(|e| {
-            AttemptError::transient(ProviderError::Unreachable(
+            AttemptError::transient(ProviderError::NotSent(
                 if e.kind() == std::io::ErrorKind::ConnectionRefused {
                     format!("{what}: connection refused")
                 } else {
@@ -546,17 +542,7 @@ impl Provider for Rfc2136Provider {
         }
         self.send_update(&message, &plan.zone, plan.changes.len())
             .await?;
-        Ok(ApplyReport {
-            outcomes: plan
-                .changes
-                .iter()
-                .map(|c| OpOutcome {
-                    op: c.op,
-                    key: c.key.clone(),
-                    result: Ok(()),
-                })
-                .collect(),
-        })
+        Ok(ApplyReport::all_applied(plan))
     }
 
     /// A TSIG-signed query for the SOA of the root zone. No zone belongs to

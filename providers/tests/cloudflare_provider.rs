@@ -21,9 +21,9 @@ use zentralink_model::record::{RecordSet, RecordValue, RrKey};
 use zentralink_model::resources::HttpApiSettings;
 use zentralink_model::secrets::SecretString;
 use zentralink_model::{ZoneContent, ZoneName};
-use zentralink_operator::provider::cloudflare::{CloudflareProvider, MAX_BATCH_RECORDS};
-use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError};
+use zentralink_providers::cloudflare::{CloudflareProvider, MAX_BATCH_RECORDS};
+use zentralink_providers::resilience::Limits;
+use zentralink_providers::{GatedProvider, Provider, ProviderError};
 
 /// The suite's types Cloudflare stores (all of them).
 const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
@@ -487,11 +487,11 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
     let p = provider_at(url, TOKEN, limits());
     let err = p.read_zone(&zone("down.example.")).await.unwrap_err();
     assert!(
-        matches!(err, ProviderError::Unreachable(ref m) if m.contains("refused")),
+        matches!(err, ProviderError::NotSent(ref m) if m.contains("refused")),
         "{err}"
     );
     let err = p.test_connection().await.unwrap_err();
-    assert!(matches!(err, ProviderError::Unreachable(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotSent(_)), "{err}");
 }
 
 #[tokio::test]
@@ -572,16 +572,16 @@ spec:
     let (catalog, errors) = zentralink_model::catalog::Catalog::build(objects);
     assert!(errors.is_empty(), "{errors:?}");
     let entry = catalog.connection("lab", "cloudflare").unwrap();
-    let env = zentralink_operator::provider::credentials::CredentialEnv::new(
+    let env = zentralink_providers::credentials::CredentialEnv::new(
         [("ZL_TEST_CLOUDFLARE_TOKEN".to_owned(), TOKEN.to_owned())],
         &["ZL_TEST_CLOUDFLARE_TOKEN".to_owned()],
     )
     .unwrap();
-    let sources = zentralink_operator::provider::credentials::CredentialSources {
+    let sources = zentralink_providers::credentials::CredentialSources {
         env: &env,
         ..Default::default()
     };
-    let p = zentralink_operator::provider::connect_with(entry, &sources).unwrap();
+    let p = zentralink_providers::connect_with(entry, &sources).unwrap();
     assert_eq!(p.provider_type().as_str(), "cloudflare");
     assert!(p.capabilities().atomic_batch);
     p.test_connection().await.unwrap();

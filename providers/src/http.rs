@@ -203,10 +203,13 @@ pub(crate) fn redirect_error(
 /// A request that never got an HTTP answer.
 pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> AttemptError {
     let detail = error_chain(e);
-    let message = if e.is_connect() {
-        // The request was not sent; the resilience layer keys on "refused".
-        format!("{what}: connection refused or failed before the request was sent: {detail}")
-    } else if e.is_timeout() {
+    if e.is_connect() {
+        // The connection failed, so the request was never written.
+        return AttemptError::transient(ProviderError::NotSent(format!(
+            "{what}: connection refused or failed before the request was sent: {detail}"
+        )));
+    }
+    let message = if e.is_timeout() {
         format!("{what}: no answer in time: {detail}")
     } else {
         format!("{what}: the request failed: {detail}")

@@ -9,7 +9,7 @@ use hickory_proto::rr::RecordType;
 use zentralink_model::plan::{ChangeOp, Plan, PlanScope, apply_plan, plan_zone};
 use zentralink_model::record::{RecordSet, RecordValue, RrKey, parse_record_type};
 use zentralink_model::{ZoneContent, ZoneName};
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError, check_capabilities};
+use zentralink_providers::{GatedProvider, Provider, ProviderError, check_capabilities};
 
 /// Builds a record set from presentation values.
 pub fn set(zone: &ZoneName, name: &str, t: &str, ttl: u32, values: &[&str]) -> (RrKey, RecordSet) {

@@ -39,7 +39,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use zentralink_model::plan::{ApplyError, Plan, apply_plan};
+use zentralink_model::plan::Plan;
 use zentralink_model::record::{
     RecordSet, RecordValue, RrKey, generic, parse_record_type, type_name,
 };
@@ -52,7 +52,7 @@ use super::http::{
     read_error_body, redirect_error, secret_header, shorten, transport_error,
 };
 use super::resilience::{AttemptError, Governor, Limits, retry_after_seconds};
-use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use super::{ApplyReport, Capabilities, PROBE_LABEL, Provider, ProviderError, check_before_values};
 use zentralink_model::record::quote_character_string as quote;
 
 /// The public API, used when `spec.cloudflare.url` is not set.
@@ -70,8 +70,6 @@ const ZONES_PER_PAGE: u32 = 50;
 const RECORDS_PER_PAGE: u32 = 500;
 /// A guard against a server that never reports its last page.
 const MAX_PAGES: u32 = 100_000;
-/// Owner label of the write-permission probe record.
-const PROBE_LABEL: &str = "_zentralink-probe";
 /// Error codes Cloudflare uses (with HTTP 400 as well as 401/403) for a
 /// missing, malformed, invalid or insufficient token.
 const AUTH_ERROR_CODES: [i64; 6] = [1000, 6003, 6111, 9109, 10000, 10001];
@@ -414,11 +412,7 @@ impl Provider for CloudflareProvider {
             .read_state(&plan.zone)
             .await?
             .ok_or_else(|| ProviderError::ZoneNotFound(plan.zone.to_string()))?;
-        apply_plan(&state.content, plan).map_err(|e| match e {
-            ApplyError::Conflict { .. } => ProviderError::Conflict(format!(
-                "{e}; nothing was sent: plan again from the current state"
-            )),
-        })?;
+        check_before_values(&state.content, plan)?;
         let mut batch = Batch::default();
         for change in &plan.changes {
             let existing = state
@@ -464,17 +458,7 @@ impl Provider for CloudflareProvider {
                 )));
             }
         }
-        Ok(ApplyReport {
-            outcomes: plan
-                .changes
-                .iter()
-                .map(|c| OpOutcome {
-                    op: c.op,
-                    key: c.key.clone(),
-                    result: Ok(()),
-                })
-                .collect(),
-        })
+        Ok(ApplyReport::all_applied(plan))
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {

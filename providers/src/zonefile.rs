@@ -11,14 +11,14 @@ use async_trait::async_trait;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::Parser;
-use zentralink_model::plan::{ApplyError, Plan, apply_plan};
+use zentralink_model::plan::Plan;
 use zentralink_model::record::{
     RecordSet, RecordValue, RrKey, is_server_generated, parse_record_type, type_name,
 };
 use zentralink_model::resources::ProviderType;
 use zentralink_model::{ZoneContent, ZoneName};
 
-use super::{ApplyReport, Capabilities, OpOutcome, Provider, ProviderError};
+use super::{ApplyReport, Capabilities, Provider, ProviderError, check_before_values};
 use crate::fsread::{MAX_ZONE_FILE_BYTES, ReadError, read_text};
 
 /// Zone files in one directory, named `<zone>.zone` (`acme.example.zone`).
@@ -120,22 +120,10 @@ impl Provider for ZoneFileProvider {
         let current = self
             .read_sync(&plan.zone)?
             .unwrap_or_else(|| ZoneContent::new(plan.zone.clone()));
-        let mut next = apply_plan(&current, plan).map_err(|e| match e {
-            ApplyError::Conflict { .. } => ProviderError::Conflict(e.to_string()),
-        })?;
+        let mut next = check_before_values(&current, plan)?;
         bump_serial(&mut next).map_err(ProviderError::Io)?;
         self.write_sync(&next)?;
-        Ok(ApplyReport {
-            outcomes: plan
-                .changes
-                .iter()
-                .map(|c| OpOutcome {
-                    op: c.op,
-                    key: c.key.clone(),
-                    result: Ok(()),
-                })
-                .collect(),
-        })
+        Ok(ApplyReport::all_applied(plan))
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {

@@ -30,11 +30,10 @@ use zentralink_model::documents::{SourceFile, parse_documents};
 use zentralink_model::plan::{ChangeOp, Plan, PlanScope, plan_zone};
 use zentralink_model::resources::PowerDnsSettings;
 use zentralink_model::secrets::SecretString;
-use zentralink_operator::planner;
-use zentralink_operator::provider::credentials::{CredentialEnv, CredentialSources};
-use zentralink_operator::provider::powerdns::PowerDnsProvider;
-use zentralink_operator::provider::resilience::Limits;
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError, connect_with};
+use zentralink_providers::credentials::{CredentialEnv, CredentialSources};
+use zentralink_providers::powerdns::PowerDnsProvider;
+use zentralink_providers::resilience::Limits;
+use zentralink_providers::{GatedProvider, Provider, ProviderError, connect_with};
 
 const ALL: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
 
@@ -134,7 +133,7 @@ impl Pdns {
 
 /// A plain HTTP client for the tests' own calls (reqwest needs the TLS provider installed first).
 fn http_client() -> reqwest::Client {
-    zentralink_operator::provider::install_tls_provider();
+    zentralink_providers::install_tls_provider();
     reqwest::Client::new()
 }
 
@@ -729,7 +728,7 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
     let started = Instant::now();
     let err = p.read_zone(&zone).await.unwrap_err();
     assert!(
-        matches!(&err, ProviderError::Unreachable(m) if m.contains("refused")),
+        matches!(&err, ProviderError::NotSent(m) if m.contains("refused")),
         "{err}"
     );
     // Three attempts: two backoffs of at least 5 and 10 ms.
@@ -737,11 +736,11 @@ async fn a_server_that_is_down_is_unreachable_after_retries() {
     assert!(!err.to_string().contains("key-that-must-not-show"));
     assert!(matches!(
         p.test_connection().await,
-        Err(ProviderError::Unreachable(_))
+        Err(ProviderError::NotSent(_))
     ));
     assert!(matches!(
         p.list_zones().await,
-        Err(ProviderError::Unreachable(_))
+        Err(ProviderError::NotSent(_))
     ));
 }
 
@@ -1032,30 +1031,21 @@ spec:
             env: &env,
             ..Default::default()
         };
-        let report = planner::plan_all(&catalog, &sources).await;
-        assert_eq!(report.zones.len(), 1);
-        let zone_report = &report.zones[0];
-        assert_eq!(zone_report.error, None);
-        assert!(zone_report.live_requested);
-        assert_eq!(zone_report.changes.len(), 3, "{:?}", zone_report.changes);
-        assert!(zone_report.changes.iter().all(|c| c.op == ChangeOp::Create));
+        let plans = common::plan_catalog(&catalog, &sources).await;
+        assert_eq!(plans.len(), 1);
+        let plan = plans[0].clone().unwrap();
+        let connection = catalog.connection("pdns-test", "pdns").unwrap();
+        assert!(connection.live_requested());
+        assert_eq!(plan.changes.len(), 3, "{:?}", plan.changes);
+        assert!(plan.changes.iter().all(|c| c.op == ChangeOp::Create));
 
         // Apply what was planned through the connection the catalog declares.
-        let entry = &catalog.zones[0];
-        let connection = catalog.connection("pdns-test", "pdns").unwrap();
         let p = connect_with(connection, &sources).unwrap();
-        let classified = planner::plan_one(&catalog, entry, p.as_ref())
-            .await
-            .unwrap();
-        p.apply(&classified.plan).await.unwrap();
+        p.apply(&plan).await.unwrap();
 
-        let again = planner::plan_all(&catalog, &sources).await;
-        assert_eq!(again.zones[0].error, None);
-        assert!(
-            again.zones[0].changes.is_empty(),
-            "{:?}",
-            again.zones[0].changes
-        );
+        let again = common::plan_catalog(&catalog, &sources).await;
+        let again = again[0].clone().unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
     })
     .await;
 }

@@ -7,10 +7,8 @@ use hickory_proto::rr::RecordType;
 use zentralink_model::plan::{ChangeOp, Ownership, PlanScope, plan_zone};
 use zentralink_model::record::{RecordSet, RecordValue, RrKey, parse_record_type};
 use zentralink_model::{ZoneContent, ZoneName};
-use zentralink_operator::provider::zonefile::{
-    ZoneFileProvider, parse_zone_file, render_zone_file,
-};
-use zentralink_operator::provider::{GatedProvider, Provider, ProviderError};
+use zentralink_providers::zonefile::{ZoneFileProvider, parse_zone_file, render_zone_file};
+use zentralink_providers::{GatedProvider, Provider, ProviderError};
 
 fn zone() -> ZoneName {
     ZoneName::parse("acme.example.").unwrap()
@@ -235,7 +233,7 @@ async fn a_connection_that_is_not_live_writes_nothing() {
 
 #[tokio::test]
 async fn unsupported_types_are_refused_before_writing() {
-    use zentralink_operator::provider::{Capabilities, check_capabilities};
+    use zentralink_providers::{Capabilities, check_capabilities};
     let desired = content(vec![unreachable_key(
         "ALIAS",
         "shop",
