@@ -10,6 +10,7 @@ pub mod liveness;
 pub mod name;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod record;
 pub mod report;
 pub mod resources;

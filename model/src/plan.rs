@@ -224,3 +224,121 @@ pub fn apply_plan(actual: &ZoneContent, plan: &Plan) -> Result<ZoneContent, Appl
     }
     Ok(next)
 }
+
+/// A plan as stored with change requests and executions, and as tools read
+/// it: record sets as TTL and canonical presentation values, operations in
+/// plan order, each with the reasons it needs approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredPlan {
+    pub zone: String,
+    pub changes: Vec<StoredChange>,
+}
+
+/// One stored operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredChange {
+    pub op: ChangeOp,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<crate::resources::RecordSetState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<crate::resources::RecordSetState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+fn stored_set(set: Option<&RecordSet>) -> Option<crate::resources::RecordSetState> {
+    set.map(|s| crate::resources::RecordSetState {
+        ttl: s.ttl,
+        values: s.texts(),
+    })
+}
+
+impl Plan {
+    /// The stored form; `reasons[i]` (when given) belongs to `changes[i]`.
+    pub fn to_stored(&self, reasons: Option<&[Vec<crate::policy::GateReason>]>) -> StoredPlan {
+        StoredPlan {
+            zone: self.zone.to_string(),
+            changes: self
+                .changes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| StoredChange {
+                    op: c.op,
+                    name: c.key.name.to_ascii(),
+                    record_type: crate::record::type_name(c.key.rtype),
+                    before: stored_set(c.before.as_ref()),
+                    after: stored_set(c.after.as_ref()),
+                    reasons: reasons
+                        .and_then(|r| r.get(i))
+                        .map(|r| r.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a plan from its stored form, parsing every value again.
+    pub fn from_stored(stored: &StoredPlan) -> Result<Plan, String> {
+        let zone = ZoneName::parse(&stored.zone)?;
+        let set = |s: &Option<crate::resources::RecordSetState>,
+                   rtype: RecordType|
+         -> Result<Option<RecordSet>, String> {
+            s.as_ref()
+                .map(|s| {
+                    let values = s
+                        .values
+                        .iter()
+                        .map(|v| RecordValue::parse_existing(rtype, v, &zone))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(RecordSet::new(s.ttl, values))
+                })
+                .transpose()
+        };
+        let mut changes = Vec::with_capacity(stored.changes.len());
+        for (i, c) in stored.changes.iter().enumerate() {
+            let at = |e: String| format!("operation {i} ({} {}): {e}", c.name, c.record_type);
+            let rtype = crate::record::parse_record_type(&c.record_type).map_err(at)?;
+            let name = zone.owner(&c.name).map_err(at)?;
+            let before = set(&c.before, rtype).map_err(at)?;
+            let after = set(&c.after, rtype).map_err(at)?;
+            let expected = match (&before, &after) {
+                (None, Some(_)) => ChangeOp::Create,
+                (Some(_), Some(_)) => ChangeOp::Update,
+                (Some(_), None) => ChangeOp::Delete,
+                (None, None) => return Err(at("neither a before nor an after state".into())),
+            };
+            if expected != c.op {
+                return Err(at(format!(
+                    "a {} must have {}",
+                    c.op,
+                    match c.op {
+                        ChangeOp::Create => "only an after state",
+                        ChangeOp::Update => "a before and an after state",
+                        ChangeOp::Delete => "only a before state",
+                    }
+                )));
+            }
+            changes.push(Change {
+                op: c.op,
+                key: RrKey::new(name, rtype),
+                before,
+                after,
+            });
+        }
+        Ok(Plan { zone, changes })
+    }
+}
+
+/// Whether two states of a record set are the same, an SOA's serial aside
+/// (the provider bumps it on every change).
+pub fn same_state(key: &RrKey, a: Option<&RecordSet>, b: Option<&RecordSet>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) if key.rtype == RecordType::SOA => &keep_serial(a, b) == b,
+        _ => a == b,
+    }
+}

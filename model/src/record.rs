@@ -1137,7 +1137,9 @@ fn render(rdata: &RData, wire: &[u8]) -> String {
         | RData::SOA(_)
         | RData::SSHFP(_)
         | RData::TLSA(_)
-        | RData::DNSSEC(_) => rdata.to_string(),
+        | RData::DNSSEC(DNSSECRData::DS(_)) => rdata.to_string(),
+        // DNSKEY, CDS, CDNSKEY, KEY: hickory-proto's text form does not parse
+        // back, so these are written in the generic form, which does.
         // hickory-proto writes value lists with a trailing comma (`alpn=h2,h3,`);
         // a list element is never empty, so the comma before a space or the end goes.
         // It also writes the value-less `no-default-alpn` as `no-default-alpn=`,
@@ -1628,6 +1630,22 @@ mod tests {
         }
         let err = parse("MX", &format!("10 mx1 {huge}")).unwrap_err();
         assert!(err.contains("xxx... (10000 bytes in all)\""), "{err}");
+    }
+
+    #[test]
+    fn dnssec_keys_render_in_a_form_that_parses_back() {
+        // a DNSKEY (flags 257, protocol 3, algorithm 13, a 64-byte key)
+        let mut wire = vec![0x01, 0x01, 3, 13];
+        wire.extend((0u8..64).map(|b| b.wrapping_mul(7)));
+        let generic_form = generic(&wire);
+        for t in ["DNSKEY", "CDNSKEY"] {
+            let v = ok(t, &generic_form);
+            assert_eq!(v.text(), generic_form, "{t}");
+            let rtype = parse_record_type(t).unwrap_or_else(|e| panic!("{e}"));
+            let again = RecordValue::parse_existing(rtype, v.text(), &zone())
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(again, v);
+        }
     }
 
     #[test]

@@ -166,7 +166,8 @@ impl ZoneContent {
             .collect()
     }
 
-    /// Rebuilds content from stored record sets, parsing every value again.
+    /// Rebuilds content from stored record sets, parsing every value again
+    /// (as data a provider held: what is stored is what was read).
     pub fn from_stored(origin: ZoneName, stored: &[StoredRecordSet]) -> Result<Self, String> {
         let mut content = ZoneContent::new(origin);
         for (i, s) in stored.iter().enumerate() {
@@ -179,7 +180,7 @@ impl ZoneContent {
             let values = s
                 .values
                 .iter()
-                .map(|v| crate::record::RecordValue::parse(rtype, v, &content.origin))
+                .map(|v| crate::record::RecordValue::parse_existing(rtype, v, &content.origin))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("record set {i}: {e}"))?;
             content

@@ -274,6 +274,22 @@ proptest! {
         prop_assert!(plan_zone(&desired, &applied, &full()).is_empty());
     }
 
+    /// A plan stored (as change requests and executions keep it) reads back
+    /// as the same plan with the same digest.
+    #[test]
+    fn a_stored_plan_reads_back_with_its_digest((desired, actual) in zone_pair()) {
+        let desired = build(&desired);
+        let actual = build(&actual);
+        let plan = plan_zone(&desired, &actual, &full());
+        let stored = plan.to_stored(None);
+        let json = serde_json::to_value(&stored).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: zentralink_model::plan::StoredPlan =
+            serde_json::from_value(json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let read = Plan::from_stored(&back).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(&read, &plan);
+        prop_assert_eq!(plan_digest(TENANT, &read), plan_digest(TENANT, &plan));
+    }
+
     /// A plan checks its before-values: applied a second time, it conflicts
     /// and changes nothing.
     #[test]

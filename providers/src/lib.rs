@@ -208,13 +208,19 @@ pub fn check_capabilities(caps: &Capabilities, plan: &Plan) -> Result<(), Provid
     }
 }
 
-/// Resolves a directory named in a manifest against the manifest's own directory.
-pub fn resolve_relative(manifest_file: &str, dir: &str) -> PathBuf {
+/// Resolves a directory named in a manifest against the manifest's own
+/// directory, itself under `files_root` when the manifest's name is relative
+/// to a root that is not the file system's (a git revision's files).
+pub fn resolve_relative(manifest_file: &str, dir: &str, files_root: Option<&Path>) -> PathBuf {
     let p = Path::new(dir);
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    Path::new(manifest_file)
+    let manifest = match files_root {
+        Some(root) => root.join(manifest_file),
+        None => PathBuf::from(manifest_file),
+    };
+    manifest
         .parent()
         .map(|parent| parent.join(p))
         .unwrap_or_else(|| p.to_path_buf())
@@ -224,6 +230,15 @@ pub fn resolve_relative(manifest_file: &str, dir: &str) -> PathBuf {
 pub fn connect_with(
     entry: &ConnectionEntry,
     sources: &credentials::CredentialSources<'_>,
+) -> Result<Box<dyn Provider>, ProviderError> {
+    connect_in(entry, sources, None)
+}
+
+/// [`connect_with`], for manifests whose file names are relative to `files_root`.
+pub fn connect_in(
+    entry: &ConnectionEntry,
+    sources: &credentials::CredentialSources<'_>,
+    files_root: Option<&Path>,
 ) -> Result<Box<dyn Provider>, ProviderError> {
     let spec = &entry.spec;
     let limits = resilience::Limits::from_spec(spec.limits.as_ref());
@@ -239,7 +254,7 @@ pub fn connect_with(
             let dir = spec
                 .zonefile
                 .as_ref()
-                .map(|z| resolve_relative(&entry.origin.file.name, &z.directory))
+                .map(|z| resolve_relative(&entry.origin.file.name, &z.directory, files_root))
                 .ok_or_else(|| missing("zonefile"))?;
             Ok(Box::new(zonefile::ZoneFileProvider::new(dir)))
         }

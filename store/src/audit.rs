@@ -163,6 +163,32 @@ pub struct AuditRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Records an event with any executor (the pool, or a transaction it belongs to).
+pub(crate) async fn insert<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    event: &AuditEvent,
+) -> Result<i64, StoreError> {
+    let metadata =
+        serde_json::to_value(&event.metadata).map_err(|e| StoreError::Database(e.to_string()))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_events (tenant_id, actor_kind, actor_id, action, target_kind, target_id, ip, user_agent, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(event.tenant)
+    .bind(event.actor.kind())
+    .bind(event.actor.id())
+    .bind(&event.action)
+    .bind(&event.target_kind)
+    .bind(&event.target_id)
+    .bind(&event.ip)
+    .bind(&event.user_agent)
+    .bind(metadata)
+    .fetch_one(executor)
+    .await?;
+    tracing::info!(audit_id = id, action = %event.action, "audit event");
+    Ok(id)
+}
+
 /// Filters for reading a tenant's audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -175,25 +201,7 @@ pub struct AuditFilter {
 impl Store {
     /// Records an event.
     pub async fn audit(&self, event: AuditEvent) -> Result<i64, StoreError> {
-        let metadata = serde_json::to_value(&event.metadata)
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_events (tenant_id, actor_kind, actor_id, action, target_kind, target_id, ip, user_agent, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(event.tenant)
-        .bind(event.actor.kind())
-        .bind(event.actor.id())
-        .bind(&event.action)
-        .bind(&event.target_kind)
-        .bind(&event.target_id)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(metadata)
-        .fetch_one(&self.pool)
-        .await?;
-        tracing::info!(audit_id = id, action = %event.action, "audit event");
-        Ok(id)
+        insert(&self.pool, &event).await
     }
 
     /// A tenant's audit events, newest first.

@@ -8,39 +8,23 @@ use crate::Store;
 use crate::error::StoreError;
 use crate::ids::{ApprovalId, ChangeRequestId, SnapshotId, TenantId, ZoneId};
 
-/// The life of a change request.
+pub use zentralink_model::reconcile::RequestState;
+
+/// What a change request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestState {
-    Pending,
-    Approved,
-    Rejected,
-    Superseded,
-    Expired,
-    Applied,
-    Failed,
+pub enum RequestKind {
+    /// The gated part of the declared plan.
+    Declared,
+    /// A rollback to a snapshot (`rollback_to`).
+    Rollback,
 }
 
-impl RequestState {
+impl RequestKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            RequestState::Pending => "Pending",
-            RequestState::Approved => "Approved",
-            RequestState::Rejected => "Rejected",
-            RequestState::Superseded => "Superseded",
-            RequestState::Expired => "Expired",
-            RequestState::Applied => "Applied",
-            RequestState::Failed => "Failed",
+            RequestKind::Declared => "declared",
+            RequestKind::Rollback => "rollback",
         }
-    }
-
-    /// The states a request may move to from this one.
-    pub fn may_become(self, next: RequestState) -> bool {
-        use RequestState::*;
-        matches!(
-            (self, next),
-            (Pending, Approved | Rejected | Superseded | Expired)
-                | (Approved, Applied | Failed | Superseded)
-        )
     }
 }
 
@@ -55,6 +39,9 @@ pub struct NewChangeRequest<'a> {
     pub reason: Option<&'a str>,
     pub rollback_to: Option<SnapshotId>,
     pub expires_at: DateTime<Utc>,
+    pub kind: RequestKind,
+    /// The source revision the plan was made from.
+    pub revision: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -73,9 +60,19 @@ pub struct ChangeRequestRecord {
     pub expires_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub applied_at: Option<DateTime<Utc>>,
+    pub kind: String,
+    pub revision: Option<String>,
+    pub message: Option<String>,
 }
 
-const CR_COLUMNS: &str = "id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, created_at, expires_at, decided_at, applied_at";
+impl ChangeRequestRecord {
+    pub fn state(&self) -> Result<RequestState, StoreError> {
+        RequestState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("change request state {:?}", self.state)))
+    }
+}
+
+const CR_COLUMNS: &str = "id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, created_at, expires_at, decided_at, applied_at, kind, revision, message";
 
 /// An approval to record, after verification.
 #[derive(Debug, Clone)]
@@ -146,6 +143,24 @@ pub struct DnsChangeRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// One line of a zone's history: an operation with its outcome, where it came from and who asked.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct HistoryRecord {
+    pub id: i64,
+    pub op: String,
+    pub name: String,
+    pub record_type: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub revision: Option<String>,
+    pub requester: Option<String>,
+    pub request: Option<String>,
+    pub plan_digest: String,
+    pub created_at: DateTime<Utc>,
+}
+
 impl Store {
     /// Records a change request, or returns the existing one of the same
     /// (deterministic) name: a gated plan keeps one request while it waits.
@@ -155,8 +170,8 @@ impl Store {
         r: &NewChangeRequest<'_>,
     ) -> Result<ChangeRequestId, StoreError> {
         let inserted: Option<ChangeRequestId> = sqlx::query_scalar(
-            "INSERT INTO dns_change_requests (id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'Pending', $7, $8, $9, $10)
+            "INSERT INTO dns_change_requests (id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, expires_at, kind, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, 'Pending', $7, $8, $9, $10, $11, $12)
              ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id",
         )
         .bind(ChangeRequestId::new())
@@ -169,6 +184,8 @@ impl Store {
         .bind(r.reason)
         .bind(r.rollback_to)
         .bind(r.expires_at)
+        .bind(r.kind.as_str())
+        .bind(r.revision)
         .fetch_optional(&self.pool)
         .await?;
         match inserted {
@@ -229,6 +246,19 @@ impl Store {
         from: RequestState,
         to: RequestState,
     ) -> Result<(), StoreError> {
+        self.transition_change_request_with(tenant, id, from, to, None)
+            .await
+    }
+
+    /// [`Store::transition_change_request`], recording why (`message`).
+    pub async fn transition_change_request_with(
+        &self,
+        tenant: TenantId,
+        id: ChangeRequestId,
+        from: RequestState,
+        to: RequestState,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
         if !from.may_become(to) {
             return Err(StoreError::Conflict(format!(
                 "a change request cannot go from {} to {}",
@@ -239,13 +269,15 @@ impl Store {
         let done = sqlx::query(
             "UPDATE dns_change_requests SET state = $4,
                 decided_at = CASE WHEN $4 IN ('Approved','Rejected','Superseded','Expired') THEN now() ELSE decided_at END,
-                applied_at = CASE WHEN $4 IN ('Applied','Failed') THEN now() ELSE applied_at END
+                applied_at = CASE WHEN $4 IN ('Applied','Failed') THEN now() ELSE applied_at END,
+                message = COALESCE($5, message)
              WHERE tenant_id = $1 AND id = $2 AND state = $3",
         )
         .bind(tenant)
         .bind(id)
         .bind(from.as_str())
         .bind(to.as_str())
+        .bind(message)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -259,6 +291,32 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// A zone's open requests (Pending, Approved, Executing), oldest first.
+    pub async fn open_change_requests(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+    ) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND zone_id = $2
+               AND state IN ('Pending','Approved','Executing') ORDER BY created_at, id"
+        )))
+        .bind(tenant)
+        .bind(zone)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every open request of every tenant, by zone (for a pass over many zones).
+    pub async fn all_open_change_requests(&self) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests
+              WHERE state IN ('Pending','Approved','Executing') ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Marks a zone's pending requests superseded, except the one with `keep_digest`.
@@ -350,6 +408,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// A zone's per-record history, newest first, optionally for one owner
+    /// name (absolute, lower case) and one type.
+    pub async fn history(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        name: Option<&str>,
+        record_type: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<HistoryRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.id, c.op, c.name, c.record_type, c.before, c.after, c.outcome, c.error,
+                    c.revision, c.requester, r.name AS request, c.plan_digest, c.created_at
+             FROM dns_changes c
+             LEFT JOIN dns_change_requests r ON r.tenant_id = c.tenant_id AND r.id = c.change_request_id
+             WHERE c.tenant_id = $1 AND c.zone_id = $2
+               AND ($3::text IS NULL OR c.name = $3)
+               AND ($4::text IS NULL OR c.record_type = $4)
+             ORDER BY c.id DESC LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .bind(name)
+        .bind(record_type)
+        .bind(limit.clamp(1, 100_000))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A zone's recorded changes, newest first.

@@ -100,6 +100,28 @@ impl Store {
         .await?)
     }
 
+    /// The connection's row, creating or updating it only when its type,
+    /// settings, mode or acknowledgement changed (which clears its checks).
+    /// Credentials are not stored here: they stay where the manifest says.
+    pub async fn ensure_connection(
+        &self,
+        tenant: TenantId,
+        c: &NewConnection<'_>,
+    ) -> Result<ConnectionRecord, StoreError> {
+        if let Ok(existing) = self.connection_by_name(tenant, c.namespace, c.name).await
+            && existing.provider_type == c.provider_type
+            && existing.settings == c.settings
+            && existing.mode == c.mode
+            && existing.acknowledge_live_writes == c.acknowledge_live_writes
+            && !existing.has_credentials
+            && c.credentials.is_none()
+        {
+            return Ok(existing);
+        }
+        let id = self.upsert_connection(tenant, c).await?;
+        self.connection(tenant, id).await
+    }
+
     pub async fn connection(
         &self,
         tenant: TenantId,

@@ -52,4 +52,6 @@ uuid_id!(
     ChangeRequestId,
     /// An approval.
     ApprovalId,
+    /// One provider batch of the reconciler.
+    ExecutionId,
 );

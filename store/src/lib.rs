@@ -11,6 +11,7 @@ pub mod changes;
 pub mod connections;
 pub mod error;
 pub mod ids;
+pub mod reconcile;
 pub mod settings;
 pub mod snapshots;
 pub mod tenants;

@@ -17,6 +17,10 @@ pub enum SnapshotReason {
     PreChange,
     PostChange,
     OnDemand,
+    /// The zone as first seen: what drift is measured against until a change executes.
+    Baseline,
+    /// The zone as found after an interrupted execution.
+    Recovery,
 }
 
 impl SnapshotReason {
@@ -25,6 +29,8 @@ impl SnapshotReason {
             SnapshotReason::PreChange => "pre-change",
             SnapshotReason::PostChange => "post-change",
             SnapshotReason::OnDemand => "on-demand",
+            SnapshotReason::Baseline => "baseline",
+            SnapshotReason::Recovery => "recovery",
         }
     }
 }
@@ -46,6 +52,17 @@ pub struct SnapshotRecord {
 const COLUMNS: &str =
     "id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, created_at";
 
+/// A snapshot's stored form: records as JSON, the digest, the number of record sets.
+pub(crate) fn encode(
+    content: &ZoneContent,
+) -> Result<(serde_json::Value, String, i32), StoreError> {
+    let records = serde_json::to_value(content.to_stored())
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    let digest = zone_digest(content).to_string();
+    let count = i32::try_from(content.len()).unwrap_or(i32::MAX);
+    Ok((records, digest, count))
+}
+
 impl Store {
     /// Stores a snapshot of `content` and returns its id.
     pub async fn save_snapshot(
@@ -56,10 +73,7 @@ impl Store {
         reason: SnapshotReason,
         content: &ZoneContent,
     ) -> Result<SnapshotId, StoreError> {
-        let records = serde_json::to_value(content.to_stored())
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let digest = zone_digest(content).to_string();
-        let count = i32::try_from(content.len()).unwrap_or(i32::MAX);
+        let (records, digest, count) = encode(content)?;
         Ok(sqlx::query_scalar(
             "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -132,7 +146,8 @@ impl Store {
     }
 
     /// Keeps the newest `keep` snapshots of a zone and every snapshot a change
-    /// request (`rollback_to`) or a recorded change (pre/post) refers to; deletes the rest.
+    /// request (`rollback_to`), a recorded change or execution (pre/post) or
+    /// the zone's last applied state refers to; deletes the rest.
     pub async fn prune_snapshots(
         &self,
         tenant: TenantId,
@@ -146,7 +161,9 @@ impl Store {
                    SELECT id FROM snapshots WHERE tenant_id = $1 AND zone_id = $2
                    ORDER BY created_at DESC, id LIMIT $3)
                AND NOT EXISTS (SELECT 1 FROM dns_change_requests r WHERE r.tenant_id = $1 AND r.rollback_to = s.id)
-               AND NOT EXISTS (SELECT 1 FROM dns_changes c WHERE c.tenant_id = $1 AND (c.pre_snapshot_id = s.id OR c.post_snapshot_id = s.id))",
+               AND NOT EXISTS (SELECT 1 FROM dns_changes c WHERE c.tenant_id = $1 AND (c.pre_snapshot_id = s.id OR c.post_snapshot_id = s.id))
+               AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.tenant_id = $1 AND (e.pre_snapshot_id = s.id OR e.post_snapshot_id = s.id))
+               AND NOT EXISTS (SELECT 1 FROM zone_states z WHERE z.tenant_id = $1 AND z.last_applied_snapshot_id = s.id)",
         )
         .bind(tenant)
         .bind(zone)

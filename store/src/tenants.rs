@@ -33,6 +33,24 @@ impl Store {
         .await?)
     }
 
+    /// The tenant's id, creating it or updating its display name only when
+    /// that is needed (a pass that changes nothing writes nothing).
+    pub async fn ensure_tenant(
+        &self,
+        slug: &str,
+        display_name: &str,
+    ) -> Result<TenantId, StoreError> {
+        let existing: Option<(TenantId, String)> =
+            sqlx::query_as("SELECT id, display_name FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await?;
+        match existing {
+            Some((id, name)) if name == display_name => Ok(id),
+            _ => self.upsert_tenant(slug, display_name).await,
+        }
+    }
+
     pub async fn tenant(&self, id: TenantId) -> Result<TenantRecord, StoreError> {
         Ok(
             sqlx::query_as("SELECT id, slug, display_name, created_at FROM tenants WHERE id = $1")

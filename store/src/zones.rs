@@ -57,6 +57,53 @@ impl Store {
         .await?)
     }
 
+    /// The zone's id, registering it (or its new zone name or connection)
+    /// only when that is needed.
+    pub async fn ensure_zone(
+        &self,
+        tenant: TenantId,
+        namespace: &str,
+        name: &str,
+        zone_name: &str,
+        connection: Option<ConnectionId>,
+    ) -> Result<ZoneId, StoreError> {
+        let existing: Option<ZoneRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        )))
+        .bind(tenant)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match existing {
+            Some(z) if z.zone_name == zone_name && z.connection_id == connection => Ok(z.id),
+            _ => {
+                self.upsert_zone(tenant, namespace, name, zone_name, connection)
+                    .await
+            }
+        }
+    }
+
+    /// Every tenant's zones (for a pass and `zentralink status`).
+    pub async fn all_zones(&self) -> Result<Vec<ZoneRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones ORDER BY zone_name"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A zone by its name, whatever its tenant (the CLI's way in; callers
+    /// then work with the tenant the row names).
+    pub async fn zone_by_zone_name(&self, zone_name: &str) -> Result<ZoneRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE zone_name = $1"
+        )))
+        .bind(zone_name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn zone(&self, tenant: TenantId, id: ZoneId) -> Result<ZoneRecord, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 AND id = $2"

@@ -203,3 +203,87 @@ pub fn load_catalog(paths: &[PathBuf]) -> (Catalog, Diagnostics) {
     errors.extend(more);
     (catalog, errors)
 }
+
+/// A directory (or files) of manifests as a source. Its revision is the
+/// digest of the manifests read; the requester is the one given (the user
+/// running `zentralink reconcile`).
+#[derive(Debug, Clone)]
+pub struct DirectorySource {
+    paths: Vec<PathBuf>,
+    requester: String,
+}
+
+impl DirectorySource {
+    pub fn new(paths: Vec<PathBuf>, requester: impl Into<String>) -> Self {
+        Self {
+            paths,
+            requester: requester.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Source for DirectorySource {
+    fn name(&self) -> String {
+        let paths: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
+        format!("dir:{}", paths.join(","))
+    }
+
+    async fn fetch(&self) -> Result<super::Revision, super::SourceError> {
+        let paths = self.paths.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (objects, errors) = load_objects(&paths);
+            let digest = manifests_digest(&objects);
+            (objects, errors, digest)
+        })
+        .await
+        .map_err(|e| super::SourceError::Unreachable {
+            origin: self.name(),
+            message: format!("reading the manifests stopped: {e}"),
+        })?;
+        let (objects, mut errors, digest) = loaded;
+        let id = format!("dir@sha256:{digest}");
+        if objects.is_empty() && !errors.is_empty() && self.paths.iter().all(|p| !p.exists()) {
+            return Err(super::SourceError::Unreachable {
+                origin: self.name(),
+                message: errors.to_string(),
+            });
+        }
+        let (catalog, more) = Catalog::build(objects);
+        errors.extend(more);
+        if !errors.is_empty() {
+            return Err(super::SourceError::Invalid {
+                origin: self.name(),
+                revision: id,
+                errors,
+            });
+        }
+        Ok(super::Revision {
+            id,
+            catalog,
+            requesters: std::collections::BTreeMap::new(),
+            default_requester: self.requester.clone(),
+            files_root: None,
+        })
+    }
+}
+
+/// SHA-256 over every manifest file's name and text, in load order.
+fn manifests_digest(objects: &[LoadedObject]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut last: Option<*const SourceFile> = None;
+    for o in objects {
+        let file = Arc::as_ptr(&o.origin.file);
+        if last == Some(file) {
+            continue;
+        }
+        last = Some(file);
+        hasher.update(o.origin.file.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(o.origin.file.text().as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,3 +1,71 @@
-//! Sources of desired state. Does I/O.
+//! Sources of desired state behind one trait: a directory of manifests, a
+//! git repository (Kubernetes later). A source reads a revision, validates
+//! it, and says who asked for each zone. Does I/O.
 
 pub mod directory;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use zentralink_model::catalog::Catalog;
+use zentralink_model::diagnostics::Diagnostics;
+
+/// One validated revision of the desired state.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    /// What was read: `main@sha1:<commit>` (git), `dir@sha256:<digest of the manifests>` (directory).
+    pub id: String,
+    pub catalog: Catalog,
+    /// Who asked for each zone's current declaration, by (namespace, DnsZone name):
+    /// the author of the commit that last changed its document (git).
+    pub requesters: BTreeMap<(String, String), String>,
+    /// The requester of what has no entry in `requesters`.
+    pub default_requester: String,
+    /// Where relative zone-file directories resolve: `None` when manifest
+    /// names are real paths (directory source), else the root they are relative to.
+    pub files_root: Option<PathBuf>,
+}
+
+impl Revision {
+    /// Who asked for the zone `namespace/name` as declared now.
+    pub fn requester(&self, namespace: &str, name: &str) -> &str {
+        self.requesters
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map_or(self.default_requester.as_str(), String::as_str)
+    }
+}
+
+/// Why a source gave no revision. Either way the last good revision stays in force.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be read (repository unreachable, directory missing).
+    #[error("cannot read {origin}: {message}")]
+    Unreachable { origin: String, message: String },
+    /// The revision was read but its documents do not validate.
+    #[error("{revision} of {origin} does not validate ({} error(s)):\n{errors}", errors.len())]
+    Invalid {
+        origin: String,
+        revision: String,
+        errors: Diagnostics,
+    },
+}
+
+impl SourceError {
+    /// The revision that was read, when it was.
+    pub fn revision(&self) -> Option<&str> {
+        match self {
+            SourceError::Unreachable { .. } => None,
+            SourceError::Invalid { revision, .. } => Some(revision),
+        }
+    }
+}
+
+/// A source of desired state.
+#[async_trait]
+pub trait Source: Send + Sync + std::fmt::Debug {
+    /// A stable name for status and metrics: `dir:/srv/zones`, `git:https://host/zones.git#main:zones`.
+    fn name(&self) -> String;
+    /// Reads (fetching first, when remote) and validates the current revision.
+    async fn fetch(&self) -> Result<Revision, SourceError>;
+}

@@ -79,10 +79,13 @@ pub fn change_request(zone: ZoneId, name: &str) -> NewChangeRequest<'_> {
         zone,
         name,
         plan: serde_json::json!({"changes": []}),
-        plan_digest: "sha256:00",
+        // one digest per name: a zone holds one open request per digest
+        plan_digest: Box::leak(format!("sha256:{name}").into_boxed_str()),
         requester: "carol",
         reason: Some("test"),
         rollback_to: None,
+        kind: zentralink_store::changes::RequestKind::Declared,
+        revision: None,
         expires_at: Utc::now() + Duration::hours(72),
     }
 }

@@ -1,0 +1,596 @@
+//! What the reconciler keeps between passes: each zone's last applied state
+//! and last decision, executions marked before the provider is called (so a
+//! crash is recovered, never applied twice), and each source's last good
+//! revision. Rows are written when something changes: a pass that finds a
+//! zone as it left it writes nothing.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, Transaction};
+use zentralink_model::ZoneContent;
+
+use crate::Store;
+use crate::audit::AuditEvent;
+use crate::changes::{ChangeOutcome, RequestState};
+use crate::error::StoreError;
+use crate::ids::{ChangeRequestId, ExecutionId, SnapshotId, TenantId, ZoneId};
+use crate::snapshots::SnapshotReason;
+
+/// A zone's last applied state and last decision.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ZoneStateRecord {
+    pub tenant_id: TenantId,
+    pub zone_id: ZoneId,
+    pub last_applied_snapshot_id: Option<SnapshotId>,
+    pub owned: serde_json::Value,
+    pub held_for: Option<String>,
+    pub revision: Option<String>,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub plan_changes: i32,
+    pub drift: serde_json::Value,
+    pub message: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ZoneStateRecord {
+    /// The owned record sets, as `name TYPE` strings.
+    pub fn owned_keys(&self) -> Vec<String> {
+        strings(&self.owned)
+    }
+
+    /// The drifted record sets, as `name TYPE` strings.
+    pub fn drift_keys(&self) -> Vec<String> {
+        strings(&self.drift)
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const STATE_COLUMNS: &str = "tenant_id, zone_id, last_applied_snapshot_id, owned, held_for, revision, applied_at, outcome, plan_changes, drift, message, updated_at";
+
+/// The summary of a zone's last pass.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ZoneSummary {
+    pub outcome: String,
+    pub plan_changes: i32,
+    pub drift: Vec<String>,
+    pub message: Option<String>,
+}
+
+/// An execution about to call the provider.
+#[derive(Debug, Clone)]
+pub struct NewExecution<'a> {
+    pub zone: ZoneId,
+    pub request: Option<ChangeRequestId>,
+    /// The plan (`StoredPlan` JSON) and its digest.
+    pub plan: serde_json::Value,
+    pub plan_digest: &'a str,
+    pub rollback: bool,
+    pub revision: Option<&'a str>,
+    pub requester: Option<&'a str>,
+    pub pre_snapshot: SnapshotId,
+}
+
+/// An execution, as recorded.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ExecutionRecord {
+    pub id: ExecutionId,
+    pub tenant_id: TenantId,
+    pub zone_id: ZoneId,
+    pub change_request_id: Option<ChangeRequestId>,
+    pub plan: serde_json::Value,
+    pub plan_digest: String,
+    pub rollback: bool,
+    pub revision: Option<String>,
+    pub requester: Option<String>,
+    pub state: String,
+    pub error: Option<String>,
+    pub pre_snapshot_id: Option<SnapshotId>,
+    pub post_snapshot_id: Option<SnapshotId>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const EXECUTION_COLUMNS: &str = "id, tenant_id, zone_id, change_request_id, plan, plan_digest, rollback, revision, requester, state, error, pre_snapshot_id, post_snapshot_id, started_at, finished_at";
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionEnd {
+    /// The provider answered with every operation's outcome.
+    Done,
+    /// Interrupted (crash, uncertain write); the outcomes were read back from the provider.
+    Recovered,
+}
+
+/// Everything that closes an execution, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct FinishedExecution<'a> {
+    pub execution: ExecutionId,
+    pub zone: ZoneId,
+    pub end: ExecutionEnd,
+    /// The provider's name and the zone as read after the batch.
+    pub provider: &'a str,
+    pub post_content: &'a ZoneContent,
+    pub outcomes: &'a [ChangeOutcome],
+    /// The record sets owned after the batch (`name TYPE`).
+    pub owned: Vec<String>,
+    /// After a rollback: the declared content's digest the zone is held for.
+    pub held_for: Option<String>,
+    pub revision: Option<&'a str>,
+    pub requester: Option<&'a str>,
+    /// The request executed and the state it reaches (Applied or Failed).
+    pub request: Option<(ChangeRequestId, RequestState)>,
+    pub plan_digest: &'a str,
+    pub pre_snapshot: Option<SnapshotId>,
+    pub audit: AuditEvent,
+}
+
+/// A source's revisions.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SourceStateRecord {
+    pub source: String,
+    pub good_revision: Option<String>,
+    pub good_at: Option<DateTime<Utc>>,
+    pub last_revision: Option<String>,
+    pub last_error: Option<String>,
+    pub last_pass_at: Option<DateTime<Utc>>,
+    pub last_pass_ok: Option<bool>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Store {
+    // ------------------------------------------------------------ zone states
+
+    pub async fn zone_state(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+    ) -> Result<Option<ZoneStateRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STATE_COLUMNS} FROM zone_states WHERE tenant_id = $1 AND zone_id = $2"
+        )))
+        .bind(tenant)
+        .bind(zone)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every zone's state (for a pass over many zones, and `zentralink status`).
+    pub async fn all_zone_states(&self) -> Result<Vec<ZoneStateRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STATE_COLUMNS} FROM zone_states"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The first sight of a zone: its content becomes the state drift is
+    /// measured against. Does nothing when the zone already has a state.
+    pub async fn record_baseline(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        provider: &str,
+        content: &ZoneContent,
+        owned: &[String],
+        summary: &ZoneSummary,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM zone_states WHERE tenant_id = $1 AND zone_id = $2 FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let snapshot = insert_snapshot(
+            &mut tx,
+            tenant,
+            zone,
+            provider,
+            SnapshotReason::Baseline,
+            content,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO zone_states (tenant_id, zone_id, last_applied_snapshot_id, owned, outcome, plan_changes, drift, message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .bind(snapshot)
+        .bind(serde_json::json!(owned))
+        .bind(&summary.outcome)
+        .bind(summary.plan_changes)
+        .bind(serde_json::json!(summary.drift))
+        .bind(&summary.message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the summary of a pass, only when it differs from the stored
+    /// one. Returns whether anything was written.
+    pub async fn update_zone_summary(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        summary: &ZoneSummary,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE zone_states SET outcome = $3, plan_changes = $4, drift = $5, message = $6, updated_at = now()
+             WHERE tenant_id = $1 AND zone_id = $2
+               AND (outcome IS DISTINCT FROM $3 OR plan_changes <> $4 OR drift <> $5 OR message IS DISTINCT FROM $6)",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .bind(&summary.outcome)
+        .bind(summary.plan_changes)
+        .bind(serde_json::json!(summary.drift))
+        .bind(&summary.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Releases a zone held after a rollback (its declared content changed).
+    pub async fn release_hold(&self, tenant: TenantId, zone: ZoneId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE zone_states SET held_for = NULL, updated_at = now()
+             WHERE tenant_id = $1 AND zone_id = $2 AND held_for IS NOT NULL",
+        )
+        .bind(tenant)
+        .bind(zone)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ executions
+
+    /// Marks an execution in flight, before the provider is called: the row,
+    /// and the request (if any) moved from Approved to Executing, in one transaction.
+    pub async fn begin_execution(
+        &self,
+        tenant: TenantId,
+        e: &NewExecution<'_>,
+    ) -> Result<ExecutionId, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(request) = e.request {
+            let moved = sqlx::query(
+                "UPDATE dns_change_requests SET state = 'Executing'
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'Approved'",
+            )
+            .bind(tenant)
+            .bind(request)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                return Err(StoreError::Conflict(
+                    "the change request is no longer Approved".into(),
+                ));
+            }
+        }
+        let id = ExecutionId::new();
+        sqlx::query(
+            "INSERT INTO executions (id, tenant_id, zone_id, change_request_id, plan, plan_digest, rollback, revision, requester, state, pre_snapshot_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Executing', $10)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(e.zone)
+        .bind(e.request)
+        .bind(&e.plan)
+        .bind(e.plan_digest)
+        .bind(e.rollback)
+        .bind(e.revision)
+        .bind(e.requester)
+        .bind(e.pre_snapshot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The zone's execution still in flight (after a crash), if any.
+    pub async fn execution_in_flight(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE tenant_id = $1 AND zone_id = $2 AND state = 'Executing'"
+        )))
+        .bind(tenant)
+        .bind(zone)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A zone's executions, newest first.
+    pub async fn executions(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE tenant_id = $1 AND zone_id = $2
+             ORDER BY started_at DESC, id LIMIT $3"
+        )))
+        .bind(tenant)
+        .bind(zone)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Closes an execution: the post-change snapshot, one `dns_changes` row
+    /// per operation, the zone's last applied state, the request's end state
+    /// and the audit event, all or nothing. Returns the post snapshot's id.
+    pub async fn finish_execution(
+        &self,
+        tenant: TenantId,
+        f: &FinishedExecution<'_>,
+    ) -> Result<SnapshotId, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let post = insert_snapshot(
+            &mut tx,
+            tenant,
+            f.zone,
+            f.provider,
+            match f.end {
+                ExecutionEnd::Done => SnapshotReason::PostChange,
+                ExecutionEnd::Recovered => SnapshotReason::Recovery,
+            },
+            f.post_content,
+        )
+        .await?;
+        for o in f.outcomes {
+            sqlx::query(
+                "INSERT INTO dns_changes (tenant_id, zone_id, change_request_id, plan_digest, op, name, record_type, before, after, outcome, error, pre_snapshot_id, post_snapshot_id, execution_id, revision, requester)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(tenant)
+            .bind(f.zone)
+            .bind(f.request.map(|(id, _)| id))
+            .bind(f.plan_digest)
+            .bind(&o.op)
+            .bind(&o.name)
+            .bind(&o.record_type)
+            .bind(&o.before)
+            .bind(&o.after)
+            .bind(if o.error.is_none() { "applied" } else { "failed" })
+            .bind(&o.error)
+            .bind(f.pre_snapshot)
+            .bind(post)
+            .bind(f.execution)
+            .bind(f.revision)
+            .bind(f.requester)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let closed = sqlx::query(
+            "UPDATE executions SET state = $3, post_snapshot_id = $4, finished_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND state = 'Executing'",
+        )
+        .bind(tenant)
+        .bind(f.execution)
+        .bind(match f.end {
+            ExecutionEnd::Done => "Done",
+            ExecutionEnd::Recovered => "Recovered",
+        })
+        .bind(post)
+        .execute(&mut *tx)
+        .await?;
+        if closed.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "the execution was closed already".into(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO zone_states (tenant_id, zone_id, last_applied_snapshot_id, owned, held_for, revision, applied_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now())
+             ON CONFLICT (tenant_id, zone_id) DO UPDATE SET
+                last_applied_snapshot_id = EXCLUDED.last_applied_snapshot_id,
+                owned = EXCLUDED.owned,
+                held_for = EXCLUDED.held_for,
+                revision = COALESCE(EXCLUDED.revision, zone_states.revision),
+                applied_at = now(),
+                updated_at = now()",
+        )
+        .bind(tenant)
+        .bind(f.zone)
+        .bind(post)
+        .bind(serde_json::json!(f.owned))
+        .bind(&f.held_for)
+        .bind(f.revision)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((request, state)) = f.request {
+            sqlx::query(
+                "UPDATE dns_change_requests SET state = $3, applied_at = now()
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'Executing'",
+            )
+            .bind(tenant)
+            .bind(request)
+            .bind(state.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_audit(&mut *tx, &f.audit).await?;
+        tx.commit().await?;
+        Ok(post)
+    }
+
+    /// Closes an execution that applied nothing (the provider was not
+    /// reached, or refused the batch as a whole): the request goes back to
+    /// Approved, to execute on a later pass if its plan is still current.
+    pub async fn abandon_execution(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+        request: Option<ChangeRequestId>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE executions SET state = 'Failed', error = $3, finished_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND state = 'Executing'",
+        )
+        .bind(tenant)
+        .bind(execution)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(request) = request {
+            sqlx::query(
+                "UPDATE dns_change_requests SET state = 'Approved', message = $3
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'Executing'",
+            )
+            .bind(tenant)
+            .bind(request)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ sources
+
+    pub async fn source_state(
+        &self,
+        source: &str,
+    ) -> Result<Option<SourceStateRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT source, good_revision, good_at, last_revision, last_error, last_pass_at, last_pass_ok, updated_at
+             FROM source_states WHERE source = $1",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn source_states(&self) -> Result<Vec<SourceStateRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT source, good_revision, good_at, last_revision, last_error, last_pass_at, last_pass_ok, updated_at
+             FROM source_states ORDER BY source",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records a revision that was read and validated: it is now in force.
+    pub async fn record_good_revision(
+        &self,
+        source: &str,
+        revision: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO source_states (source, good_revision, good_at, last_revision, last_error)
+             VALUES ($1, $2, now(), $2, NULL)
+             ON CONFLICT (source) DO UPDATE SET
+                good_at = CASE WHEN source_states.good_revision IS DISTINCT FROM EXCLUDED.good_revision THEN now() ELSE source_states.good_at END,
+                good_revision = EXCLUDED.good_revision,
+                last_revision = EXCLUDED.last_revision,
+                last_error = NULL,
+                updated_at = now()
+             WHERE source_states.good_revision IS DISTINCT FROM EXCLUDED.good_revision
+                OR source_states.last_error IS NOT NULL
+                OR source_states.last_revision IS DISTINCT FROM EXCLUDED.last_revision",
+        )
+        .bind(source)
+        .bind(revision)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a revision that could not be read or did not validate; the
+    /// good revision stays in force. Returns whether the error is new (so it
+    /// is audited once, not on every pass).
+    pub async fn record_source_error(
+        &self,
+        source: &str,
+        revision: Option<&str>,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO source_states (source, last_revision, last_error)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (source) DO UPDATE SET
+                last_revision = COALESCE(EXCLUDED.last_revision, source_states.last_revision),
+                last_error = EXCLUDED.last_error,
+                updated_at = now()
+             WHERE source_states.last_error IS DISTINCT FROM EXCLUDED.last_error",
+        )
+        .bind(source)
+        .bind(revision)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records the end of a pass (its time and whether every zone reconciled).
+    pub async fn record_pass(&self, source: &str, ok: bool) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO source_states (source, last_pass_at, last_pass_ok) VALUES ($1, now(), $2)
+             ON CONFLICT (source) DO UPDATE SET last_pass_at = now(), last_pass_ok = $2",
+        )
+        .bind(source)
+        .bind(ok)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Stores a snapshot inside a transaction.
+pub(crate) async fn insert_snapshot(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    zone: ZoneId,
+    provider: &str,
+    reason: SnapshotReason,
+    content: &ZoneContent,
+) -> Result<SnapshotId, StoreError> {
+    let (records, digest, count) = crate::snapshots::encode(content)?;
+    Ok(sqlx::query_scalar(
+        "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(SnapshotId::new())
+    .bind(tenant)
+    .bind(zone)
+    .bind(content.origin.to_string())
+    .bind(provider)
+    .bind(reason.as_str())
+    .bind(digest)
+    .bind(count)
+    .bind(records)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Records an audit event with any executor (a pool or a transaction).
+pub(crate) async fn insert_audit<'e, E: PgExecutor<'e>>(
+    executor: E,
+    event: &AuditEvent,
+) -> Result<i64, StoreError> {
+    crate::audit::insert(executor, event).await
+}
