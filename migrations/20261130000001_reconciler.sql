@@ -18,6 +18,9 @@ CREATE UNIQUE INDEX dns_change_requests_open_digest ON dns_change_requests (tena
 ALTER TABLE snapshots DROP CONSTRAINT snapshots_reason_check;
 ALTER TABLE snapshots ADD CONSTRAINT snapshots_reason_check
     CHECK (reason IN ('pre-change','post-change','on-demand','baseline','recovery'));
+-- An on-demand snapshot asked for by a DnsSnapshot object (namespace/name) is taken once.
+ALTER TABLE snapshots ADD COLUMN requested_by text, ADD COLUMN note text;
+CREATE UNIQUE INDEX snapshots_requested_once ON snapshots (tenant_id, requested_by) WHERE requested_by IS NOT NULL;
 
 -- One row per provider batch, written (Executing) before the provider is
 -- called and closed after: a row still Executing after a crash is recovered

@@ -11,6 +11,8 @@
 ZL_BUILD_NEEDS=(
     cc=build-essential
     git=git
+    pkg-config=pkg-config          # git2 (libgit2) finds the system OpenSSL through it
+    libssl-dev                     # git2's https transport links the system OpenSSL
 )
 # shellcheck disable=SC2034
 ZL_TEST_NEEDS=(
@@ -22,6 +24,8 @@ ZL_TEST_NEEDS=(
     bind9                          # RFC 2136 provider tests
     dnsutils
     postgresql                     # the store
+    openssh-server                 # git source over ssh:// (scripts/sshd-server.sh)
+    openssl=openssl                # git source: a TLS server with an untrusted certificate
 )
 
 # The PostgreSQL the tests use.

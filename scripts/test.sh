@@ -24,6 +24,8 @@ source .zentralink/servers/bind.env
 scripts/pdns-server.sh start
 # shellcheck source=/dev/null
 source .zentralink/servers/pdns.env
+# OpenSSH on loopback for the git source's ssh:// tests (they read .zentralink/servers/sshd.env).
+scripts/sshd-server.sh start
 
 section "Rust toolchain"
 ensure_rust

@@ -31,6 +31,9 @@ macro_rules! errln {
     }};
 }
 
+mod git;
+mod ops;
+
 /// mimalloc: plans and validation of large zones allocate many small values;
 /// it is about twice as fast as the system allocator there (docs/benchmarks.md).
 #[global_allocator]
@@ -86,7 +89,8 @@ enum Command {
         /// Colour the text output.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
-        /// Exit 2 when any zone has changes.
+        /// Exit 0 when no zone has changes, 2 when there are changes that can
+        /// apply, 3 when some wait for approval.
         #[arg(long)]
         exit_code: bool,
     },
@@ -123,6 +127,25 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Run one reconcile pass over a source and exit: 0 when every zone
+    /// converged or waits for approval, 1 on errors, 2 on bad usage.
+    Reconcile(ops::ReconcileArgs),
+    /// Reconcile continuously: read the source at an interval and on a
+    /// verified git webhook, reconcile what changed, every zone at the full-pass
+    /// interval; serve /metrics, /healthz, /readyz. Stops cleanly on SIGTERM.
+    Operator(ops::OperatorArgs),
+    /// Per zone: the revision applied, the last pass, the plan size, change
+    /// requests waiting and what for, drift, provider readiness.
+    Status(ops::StatusArgs),
+    /// A zone's per-record history: who, when, which revision or request, before and after.
+    History(ops::HistoryArgs),
+    /// Take, list, show and compare zone snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: ops::SnapshotCommand,
+    },
+    /// Ask to roll a zone back to a snapshot: a change request, gated like any other.
+    Rollback(ops::RollbackArgs),
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -253,10 +276,10 @@ fn init_logging(format: LogFormat) {
 
 /// What the process takes from its environment, read once, here: the
 /// environment variables credentials may come from and the encryption keys.
-struct Inputs {
-    credential_env: CredentialEnv,
+pub(crate) struct Inputs {
+    pub(crate) credential_env: CredentialEnv,
     /// The keyring, or why there is none (not set, or what is wrong with a key).
-    keyring: Result<Keyring, SecretError>,
+    pub(crate) keyring: Result<Keyring, SecretError>,
 }
 
 impl Inputs {
@@ -276,7 +299,7 @@ impl Inputs {
         })
     }
 
-    fn sources(&self) -> CredentialSources<'_> {
+    pub(crate) fn sources(&self) -> CredentialSources<'_> {
         CredentialSources {
             keyring: self.keyring.as_ref().map_err(Clone::clone),
             secrets: None,
@@ -320,6 +343,12 @@ fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
             inputs,
         )),
         Command::Secrets { command } => secrets(command, inputs),
+        Command::Reconcile(args) => runtime()?.block_on(ops::reconcile(&args, inputs)),
+        Command::Operator(args) => runtime()?.block_on(ops::operator(&args, inputs)),
+        Command::Status(args) => runtime()?.block_on(ops::status(&args, inputs)),
+        Command::History(args) => runtime()?.block_on(ops::history(&args, inputs)),
+        Command::Snapshot { command } => runtime()?.block_on(ops::snapshot(&command, inputs)),
+        Command::Rollback(args) => runtime()?.block_on(ops::rollback(&args, inputs)),
     }
 }
 
@@ -570,7 +599,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn open_store(inputs: &Inputs) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(inputs: &Inputs) -> anyhow::Result<Store> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| anyhow::anyhow!("DATABASE_URL is not set; point it at PostgreSQL, e.g. postgres://zentralink@127.0.0.1:5432/zentralink"))?;
     let store = Store::connect(&url, inputs.keyring()?, ConnectRetry::default()).await?;
@@ -764,7 +793,12 @@ fn plan(
         return Ok(ExitCode::from(1));
     }
     let sources = inputs.sources();
-    let report = runtime()?.block_on(plan_all(&catalog, &sources));
+    let report = runtime()?.block_on(plan_all(
+        &catalog,
+        &sources,
+        None,
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Markdown => render_markdown(&report),
@@ -792,6 +826,9 @@ fn plan(
             errln!("{}: {}", z.0.zone, z.1);
         }
         return Ok(ExitCode::from(1));
+    }
+    if exit_code && report.has_gated_changes() {
+        return Ok(ExitCode::from(3));
     }
     if exit_code && report.has_changes() {
         return Ok(ExitCode::from(2));

@@ -107,8 +107,9 @@ fn plan_of_examples_as_json() {
 #[test]
 fn plan_exit_code_and_formats() {
     let root = repo_root();
+    // examples/ changes an MX record set: it waits for approval
     let out = zentralink(&["plan", "examples", "--exit-code"], &root);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let t = text(&out.stdout);
     assert!(
         t.contains("acme.example. (acme/acme-example, provider files, live writes requested)"),
@@ -175,6 +176,20 @@ fn an_unchanged_zone_has_an_empty_plan() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["zones"][0]["changes"].as_array().unwrap().len(), 0);
     assert_eq!(json["zones"][0]["requiresApproval"], false);
+    // an ungated change only: exit 2, and it would execute at once
+    std::fs::write(
+        dir.path().join("zones/t.example.zone"),
+        SMALL_ZONE.replace("www 300 IN A 192.0.2.1\n", ""),
+    )
+    .unwrap();
+    let out = zentralink(
+        &["plan", "repo.yaml", "--exit-code", "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["zones"][0]["executesNow"], 1);
+    assert_eq!(json["zones"][0]["outcome"], "ReadOnly");
     assert_eq!(
         json["zones"][0]["liveRequested"], false,
         "connections are read-only unless acknowledged"

@@ -106,9 +106,10 @@ async fn plan_and_import(
         dir.path(),
         extra,
     );
+    // the plan deletes a record set, which waits for approval: exit 3
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)

@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::catalog::ZoneEntry;
-use crate::digest::change_request_name;
 use crate::plan::ChangeOp;
-use crate::policy::ClassifiedPlan;
+use crate::reconcile::{Decision, Outcome};
 use crate::record::{RecordSet, type_name};
 use crate::resources::RecordSetState;
 
@@ -34,10 +33,23 @@ pub struct ZoneReport {
     /// a plan never claims more.
     pub live_requested: bool,
     pub digest: String,
+    /// What the reconciler will do: `Converged`, `Execute`, `AwaitingApproval`,
+    /// `ExecuteApproved`, `DriftReported`, `RolledBack`, `ReadOnly` or `Refused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     pub requires_approval: bool,
-    /// The deterministic name of the change request a gated plan waits in.
+    /// The deterministic name of the change request the gated operations wait in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change_request: Option<String>,
+    /// The digest approvers sign: of the gated operations (with the
+    /// before-values of what they touch), not of the whole plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_request_digest: Option<String>,
+    /// Operations that execute as soon as the plan is applied (not gated).
+    pub executes_now: usize,
+    /// Why nothing executes (read-only connection, refused, rolled back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub changes: Vec<ChangeReport>,
     /// Set when the zone could not be planned (provider unreachable, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +80,9 @@ fn state(set: Option<&RecordSet>) -> Option<RecordSetState> {
 }
 
 impl ZoneReport {
-    pub fn new(entry: &ZoneEntry, plan: &ClassifiedPlan, live_requested: bool) -> Self {
+    /// The report of a decision (`reconcile::decide`) about one zone.
+    pub fn new(entry: &ZoneEntry, decision: &Decision, live_requested: bool) -> Self {
+        let plan = &decision.plan;
         let changes = plan
             .plan
             .changes
@@ -85,6 +99,10 @@ impl ZoneReport {
             })
             .collect();
         let requires_approval = plan.requires_approval();
+        let (change_request, change_request_digest) = match &decision.requests.open {
+            Some(open) => (Some(open.name.clone()), Some(open.plan.digest.to_string())),
+            None => (decision.requests.keep.clone(), None),
+        };
         Self {
             tenant: entry.tenant.clone(),
             namespace: entry.namespace.clone(),
@@ -93,9 +111,12 @@ impl ZoneReport {
             provider: entry.connection.clone(),
             live_requested,
             digest: plan.digest.to_string(),
+            outcome: Some(decision.outcome),
             requires_approval,
-            change_request: requires_approval
-                .then(|| change_request_name(&entry.name, &plan.digest)),
+            change_request,
+            change_request_digest,
+            executes_now: plan.reasons.iter().filter(|r| r.is_empty()).count(),
+            message: decision.reason.clone(),
             changes,
             error: None,
         }
@@ -111,8 +132,12 @@ impl ZoneReport {
             provider: entry.connection.clone(),
             live_requested: false,
             digest: String::new(),
+            outcome: None,
             requires_approval: false,
             change_request: None,
+            change_request_digest: None,
+            executes_now: 0,
+            message: None,
             changes: Vec::new(),
             error: Some(error),
         }
@@ -149,6 +174,13 @@ impl PlanReport {
 
     pub fn has_errors(&self) -> bool {
         self.zones.iter().any(|z| z.error.is_some())
+    }
+
+    /// True when any zone has operations that wait for approval.
+    pub fn has_gated_changes(&self) -> bool {
+        self.zones
+            .iter()
+            .any(|z| z.changes.iter().any(|c| c.requires_approval))
     }
 }
 
@@ -224,9 +256,12 @@ pub fn render_text(report: &PlanReport, color: bool) -> String {
         if let Some(cr) = &z.change_request {
             let _ = writeln!(
                 out,
-                "  {}awaits approval as change request {cr}{}",
+                "  {}gated operations wait for approval as change request {cr}{}",
                 p.warn, p.reset
             );
+        }
+        if let Some(m) = &z.message {
+            let _ = writeln!(out, "  {}{m}{}", p.warn, p.reset);
         }
         for c in &z.changes {
             let colour = match c.op {

@@ -2,5 +2,10 @@
 //! and Kubernetes later) and the reconcile loop; the DNS providers live in
 //! `zentralink-providers`. Does I/O.
 
+pub mod daemon;
+pub mod metrics;
 pub mod planner;
+pub mod reconcile;
+pub mod server;
 pub mod source;
+pub mod webhook;

@@ -1,48 +1,75 @@
-//! Plans every zone of a catalog: observe (read each zone from its provider),
-//! decide (the pure plan engine and policy gating). Reads only; never writes.
+//! `zentralink plan`: for every zone of a catalog, read the provider (reads
+//! only, never writes) and decide with the same `decide` the reconciler
+//! uses, from the declared state and the provider alone: no store, no
+//! history, so change requests that already wait are not known here and a
+//! connection that asks for live writes is taken as live. What a pull
+//! request shows is what the operator will do with it. Does I/O (reads).
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
 use zentralink_model::ZoneContent;
 use zentralink_model::catalog::{Catalog, ZoneEntry};
-use zentralink_model::plan::{PlanScope, plan_zone};
-use zentralink_model::policy::{ClassifiedPlan, PlanOrigin, classify};
+use zentralink_model::liveness::LiveDecision;
+use zentralink_model::reconcile::{Decision, ZoneInputs, decide};
 use zentralink_model::report::{PlanReport, ZoneReport};
-
 use zentralink_providers::credentials::CredentialSources;
-use zentralink_providers::{Provider, ProviderError, connect_with};
+use zentralink_providers::{Provider, ProviderError, connect_in};
 
-/// The plan of one zone against its provider's current content.
+/// The decision about one zone against its provider's current content.
 pub async fn plan_one(
     catalog: &Catalog,
     zone: &ZoneEntry,
     provider: &dyn Provider,
-) -> Result<ClassifiedPlan, ProviderError> {
+    live_requested: bool,
+    now: Timestamp,
+) -> Result<Decision, ProviderError> {
     let actual = provider
         .read_zone(&zone.zone)
         .await?
         .unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
-    let plan = plan_zone(
-        &zone.desired,
-        &actual,
-        &PlanScope {
-            ownership: zone.ownership,
-            previously_owned: None,
-        },
-    );
     let policy = catalog.policy_for(&zone.tenant);
-    Ok(classify(
-        &zone.tenant,
-        plan,
-        &policy.gate,
-        PlanOrigin::Declared,
-    ))
+    let live = if live_requested {
+        LiveDecision {
+            live: true,
+            reason: "Requested",
+            message:
+                "live writes requested (they run once the connection test and write probe pass)"
+                    .into(),
+        }
+    } else {
+        LiveDecision {
+            live: false,
+            reason: "ReadOnlyMode",
+            message: "read-only connection: the plan is shown, never executed".into(),
+        }
+    };
+    Ok(decide(&ZoneInputs {
+        tenant: &zone.tenant,
+        object: &zone.name,
+        desired: &zone.desired,
+        ownership: zone.ownership,
+        drift: zone.drift,
+        actual: &actual,
+        last_applied: None,
+        policy: &policy,
+        requests: &[],
+        live: &live,
+        now,
+    }))
 }
 
-/// Plans every zone. A zone whose provider fails is reported with its error;
-/// the others are still planned.
-pub async fn plan_all(catalog: &Catalog, sources: &CredentialSources<'_>) -> PlanReport {
-    let mut providers: BTreeMap<(String, String), Result<Box<dyn Provider>, ProviderError>> =
+/// Plans every zone, each connection built once. A zone whose provider
+/// fails is reported with its error; the others are still planned.
+pub async fn plan_all(
+    catalog: &Catalog,
+    sources: &CredentialSources<'_>,
+    files_root: Option<&Path>,
+    now: Timestamp,
+) -> PlanReport {
+    let mut providers: BTreeMap<(String, String), Result<Arc<dyn Provider>, ProviderError>> =
         BTreeMap::new();
     let mut report = PlanReport::default();
     for zone in &catalog.zones {
@@ -56,13 +83,13 @@ pub async fn plan_all(catalog: &Catalog, sources: &CredentialSources<'_>) -> Pla
         };
         let provider = providers
             .entry(key)
-            .or_insert_with(|| connect_with(conn, sources));
+            .or_insert_with(|| connect_in(conn, sources, files_root).map(Arc::from));
         let result = match provider {
-            Ok(p) => plan_one(catalog, zone, p.as_ref()).await,
+            Ok(p) => plan_one(catalog, zone, p.as_ref(), conn.live_requested(), now).await,
             Err(e) => Err(e.clone()),
         };
         report.zones.push(match result {
-            Ok(plan) => ZoneReport::new(zone, &plan, conn.live_requested()),
+            Ok(decision) => ZoneReport::new(zone, &decision, conn.live_requested()),
             Err(e) => ZoneReport::failed(zone, e.to_string()),
         });
     }

@@ -302,13 +302,22 @@ pub fn install_tls_provider() {
 /// connection is live-enabled. The check happens before any request leaves the process.
 #[derive(Debug)]
 pub struct GatedProvider {
-    inner: Box<dyn Provider>,
+    inner: std::sync::Arc<dyn Provider>,
     live: bool,
     why_not_live: String,
 }
 
 impl GatedProvider {
     pub fn new(inner: Box<dyn Provider>, live: bool, why_not_live: impl Into<String>) -> Self {
+        Self::shared(inner.into(), live, why_not_live)
+    }
+
+    /// A gate over a provider shared by several zones of one connection.
+    pub fn shared(
+        inner: std::sync::Arc<dyn Provider>,
+        live: bool,
+        why_not_live: impl Into<String>,
+    ) -> Self {
         Self {
             inner,
             live,

@@ -107,7 +107,7 @@ impl Store {
                     // Reachable: the pool opens its connections as they are needed.
                     let _ = probe.close().await;
                     let pool = PgPoolOptions::new()
-                        .max_connections(16)
+                        .max_connections(32)
                         .acquire_timeout(retry.attempt_timeout.max(Duration::from_secs(10)))
                         .connect_lazy_with(options);
                     return Ok(Self { pool, keyring });
@@ -153,6 +153,12 @@ impl Store {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     pub fn pool(&self) -> &PgPool {

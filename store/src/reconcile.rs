@@ -146,7 +146,33 @@ pub struct SourceStateRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An exclusive hold on one zone for the length of a pass over it: a
+/// PostgreSQL advisory lock held by an open transaction, so it is released
+/// when the hold is dropped or the process dies, whatever happens.
+#[derive(Debug)]
+pub struct ZoneLock {
+    _tx: Transaction<'static, Postgres>,
+}
+
+fn lock_key(zone: ZoneId) -> i64 {
+    let bytes = zone.0.as_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes[..8]);
+    i64::from_be_bytes(first)
+}
+
 impl Store {
+    /// Takes the zone's lock, or `None` when another pass (another process)
+    /// holds it now.
+    pub async fn try_lock_zone(&self, zone: ZoneId) -> Result<Option<ZoneLock>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(lock_key(zone))
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(locked.then_some(ZoneLock { _tx: tx }))
+    }
+
     // ------------------------------------------------------------ zone states
 
     pub async fn zone_state(

@@ -91,6 +91,69 @@ impl Store {
         .await?)
     }
 
+    /// Takes an on-demand snapshot, once per asking object (`namespace/name`
+    /// of a DnsSnapshot) when one is given: the same object asking again gets
+    /// the snapshot it got the first time.
+    pub async fn save_requested_snapshot(
+        &self,
+        tenant: TenantId,
+        zone: ZoneId,
+        provider: &str,
+        content: &ZoneContent,
+        requested_by: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<SnapshotRecord, StoreError> {
+        if let Some(by) = requested_by
+            && let Some(existing) = self.snapshot_requested_by(tenant, by).await?
+        {
+            return Ok(existing);
+        }
+        let (records, digest, count) = encode(content)?;
+        let id: SnapshotId = sqlx::query_scalar(
+            "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records, requested_by, note)
+             VALUES ($1, $2, $3, $4, $5, 'on-demand', $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(SnapshotId::new())
+        .bind(tenant)
+        .bind(zone)
+        .bind(content.origin.to_string())
+        .bind(provider)
+        .bind(digest)
+        .bind(count)
+        .bind(records)
+        .bind(requested_by)
+        .bind(note)
+        .fetch_one(&self.pool)
+        .await?;
+        self.snapshot(tenant, id).await
+    }
+
+    /// The snapshot a DnsSnapshot object (`namespace/name`) asked for, if taken.
+    pub async fn snapshot_requested_by(
+        &self,
+        tenant: TenantId,
+        requested_by: &str,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 AND requested_by = $2"
+        )))
+        .bind(tenant)
+        .bind(requested_by)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A snapshot by its id, whatever its tenant (the CLI's way in; callers
+    /// then work with the tenant the row names).
+    pub async fn snapshot_any_tenant(&self, id: SnapshotId) -> Result<SnapshotRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn snapshot(
         &self,
         tenant: TenantId,

@@ -3,6 +3,7 @@
 //! it, and says who asked for each zone. Does I/O.
 
 pub mod directory;
+pub mod git;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,947 @@
+//! The reconciler's commands: `reconcile` (one pass), `status`, `history`,
+//! `snapshot`, `rollback`. Argument parsing and printing over the operator
+//! and store libraries. Does I/O (terminal, database, providers).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use zentralink_model::ZoneContent;
+use zentralink_model::digest::zone_digest;
+use zentralink_model::plan::{Ownership, PlanScope, plan_zone};
+use zentralink_model::reconcile::rollback_plan;
+use zentralink_operator::reconcile::{
+    Credentials, Options, PassReport, Reconciler, SystemClock, connection_from_record,
+};
+use zentralink_operator::source::Source;
+use zentralink_operator::source::directory::DirectorySource;
+use zentralink_providers::connect_with;
+use zentralink_store::changes::{NewChangeRequest, RequestKind};
+use zentralink_store::zones::ZoneRecord;
+use zentralink_store::{SnapshotId, Store};
+
+use crate::Inputs;
+
+/// Where the desired state comes from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// A directory (or file) of manifests, or a git repository URL
+    /// (`file://`, `https://`, `ssh://`, `git@host:path`).
+    pub source: String,
+    /// git: the branch or tag to read.
+    #[arg(long = "ref", value_name = "REF", default_value = "main")]
+    pub git_ref: String,
+    /// git: the repository's sub-directory that holds the manifests.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<String>,
+    /// git over https: the environment variable that holds the access token.
+    #[arg(long, value_name = "NAME")]
+    pub git_token_env: Option<String>,
+    /// git over ssh: the private key file.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// git over ssh: the known_hosts file the server's key must be in
+    /// (default: the user's ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// git: where relative zone-file directories of the manifests resolve
+    /// (default: the current directory, as if the repository were checked out there).
+    #[arg(long, value_name = "DIR")]
+    pub zonefile_root: Option<PathBuf>,
+    /// Where clones and state are kept.
+    #[arg(long, value_name = "DIR", default_value = ".zentralink/state")]
+    pub state_dir: PathBuf,
+    /// Who asks for changes read from a directory (default: the user running the command).
+    #[arg(long)]
+    pub requester: Option<String>,
+}
+
+impl SourceArgs {
+    fn is_git(&self) -> bool {
+        let s = self.source.as_str();
+        s.contains("://") || s.starts_with("git@") || s.ends_with(".git")
+    }
+
+    /// The source these arguments name.
+    pub fn build(&self) -> anyhow::Result<Arc<dyn Source>> {
+        if self.is_git() {
+            return crate::git::build(self);
+        }
+        let requester = self.requester.clone().unwrap_or_else(|| {
+            std::env::var("USER")
+                .map(|u| format!("{u} (local)"))
+                .unwrap_or_else(|_| "local user".into())
+        });
+        Ok(Arc::new(DirectorySource::new(
+            vec![PathBuf::from(&self.source)],
+            requester,
+        )))
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// `zentralink reconcile SOURCE`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Zones reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+pub fn credentials(inputs: &Inputs) -> Arc<Credentials> {
+    Arc::new(Credentials {
+        keyring: inputs.keyring.clone(),
+        env: inputs.credential_env.clone(),
+        secrets: None,
+    })
+}
+
+/// One pass: exit 0 when every zone converged or waits for approval, 1 on errors.
+pub async fn reconcile(args: &ReconcileArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let source = args.source.build()?;
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let name = source.name();
+    let revision = match source.fetch().await {
+        Ok(r) => r,
+        Err(e) => {
+            if store
+                .record_source_error(&name, e.revision(), &e.to_string())
+                .await?
+            {
+                store
+                    .audit(
+                        zentralink_store::audit::AuditEvent::new(
+                            None,
+                            zentralink_store::audit::Actor::Operator("zentralink-cli".into()),
+                            "source.failed",
+                        )
+                        .target("Source", &name)
+                        .meta("error", e.to_string()),
+                    )
+                    .await?;
+            }
+            errln!("error: {e}");
+            errln!("nothing was changed; the last good revision stays in force");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    store.record_good_revision(&name, &revision.id).await?;
+    let reconciler = Reconciler::new(
+        store.clone(),
+        credentials(inputs),
+        Arc::new(SystemClock),
+        Options {
+            concurrency: args.concurrency,
+            actor: "zentralink-cli".into(),
+            execute: true,
+        },
+    );
+    let report = reconciler.pass(&revision).await;
+    store.record_pass(&name, report.errors() == 0).await?;
+    match args.format {
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print_pass(&report)?,
+    }
+    Ok(if report.errors() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_pass(report: &PassReport) -> anyhow::Result<()> {
+    outln!("revision {}", report.revision);
+    for z in &report.zones {
+        let outcome = z
+            .outcome
+            .map_or("Failed", zentralink_model::reconcile::Outcome::as_str);
+        outln!("{} ({}/{}): {outcome}", z.zone, z.namespace, z.name);
+        if z.executed > 0 {
+            outln!("    applied {} of {} operations", z.applied, z.executed);
+        }
+        if let Some(w) = &z.waiting_for {
+            outln!("    waits for approval in change request {w}");
+        }
+        if !z.drift.is_empty() {
+            outln!("    drift: {}", z.drift.join(", "));
+        }
+        if let Some(m) = &z.message {
+            outln!("    {m}");
+        }
+        if let Some(e) = &z.error {
+            outln!("    error: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// `zentralink operator --source SOURCE`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Where the desired state comes from (see `reconcile`).
+    #[arg(long = "source", value_name = "SOURCE")]
+    pub source_url: String,
+    #[command(flatten)]
+    pub options: SourceOptions,
+    /// How often the source is read, e.g. 30s, 5m.
+    #[arg(long, default_value = "30s")]
+    pub interval: String,
+    /// How often every zone is reconciled even when the revision did not change (drift).
+    #[arg(long, default_value = "5m")]
+    pub full_pass: String,
+    /// Where /metrics, /healthz, /readyz and /hooks/git listen.
+    #[arg(long, default_value = "127.0.0.1:9180")]
+    pub listen: std::net::SocketAddr,
+    /// The environment variable holding the git webhook secret (default: none, /hooks/git off).
+    #[arg(long, value_name = "NAME")]
+    pub webhook_secret_env: Option<String>,
+    /// Zones reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+/// Runs the reconcile loop until SIGTERM or Ctrl-C.
+pub async fn operator(args: &OperatorArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let source_args = SourceArgs {
+        source: args.source_url.clone(),
+        git_ref: args.options.git_ref.clone(),
+        path: args.options.path.clone(),
+        git_token_env: args.options.git_token_env.clone(),
+        ssh_key: args.options.ssh_key.clone(),
+        known_hosts: args.options.known_hosts.clone(),
+        zonefile_root: args.options.zonefile_root.clone(),
+        state_dir: args.options.state_dir.clone(),
+        requester: args.options.requester.clone(),
+    };
+    let source = source_args.build()?;
+    let seconds = |flag: &str, v: &str| {
+        zentralink_model::policy::parse_duration(v)
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let interval = seconds("--interval", &args.interval)?;
+    let full_pass = seconds("--full-pass", &args.full_pass)?;
+    let webhook_secret = match &args.webhook_secret_env {
+        Some(var) => Some(zentralink_model::secrets::SecretString::new(
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--webhook-secret-env {var}: the variable is not set")
+                })?,
+        )),
+        None => None,
+    };
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let metrics = zentralink_operator::metrics::Metrics::new();
+    let reconciler = Reconciler::new(
+        store,
+        credentials(inputs),
+        Arc::new(SystemClock),
+        Options {
+            concurrency: args.concurrency,
+            actor: "zentralink-operator".into(),
+            execute: true,
+        },
+    )
+    .with_metrics(metrics.clone());
+    zentralink_operator::daemon::run(
+        reconciler,
+        source,
+        metrics,
+        zentralink_operator::daemon::DaemonOptions {
+            interval,
+            full_pass,
+            listen: Some(args.listen),
+            webhook_secret,
+        },
+        zentralink_operator::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The source options of `operator` (its source is given with `--source`).
+#[derive(Debug, Clone, Args)]
+pub struct SourceOptions {
+    #[arg(long = "ref", value_name = "REF", default_value = "main")]
+    pub git_ref: String,
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub git_token_env: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub zonefile_root: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", default_value = ".zentralink/state")]
+    pub state_dir: PathBuf,
+    #[arg(long)]
+    pub requester: Option<String>,
+}
+
+/// `zentralink status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ZoneStatus {
+    zone: String,
+    tenant: String,
+    object: String,
+    provider: Option<String>,
+    provider_ready: Option<bool>,
+    live_writes: Option<bool>,
+    revision: Option<String>,
+    applied_at: Option<String>,
+    outcome: Option<String>,
+    plan_changes: i32,
+    drift: Vec<String>,
+    message: Option<String>,
+    pending: Vec<PendingStatus>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PendingStatus {
+    name: String,
+    state: String,
+    digest: String,
+    requester: String,
+    reason: Option<String>,
+    expires_at: String,
+    approvals: usize,
+}
+
+/// Per zone: revision applied, last decision, plan size, waiting requests, drift, provider readiness.
+pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let sources = store.source_states().await?;
+    let zones = store.all_zones().await?;
+    let states: std::collections::HashMap<_, _> = store
+        .all_zone_states()
+        .await?
+        .into_iter()
+        .map(|s| (s.zone_id, s))
+        .collect();
+    let open = store.all_open_change_requests().await?;
+    let mut out = Vec::new();
+    for z in &zones {
+        let tenant = store.tenant(z.tenant_id).await?;
+        let connection = match z.connection_id {
+            Some(c) => Some(store.connection(z.tenant_id, c).await?),
+            None => None,
+        };
+        let state = states.get(&z.id);
+        let mut pending = Vec::new();
+        for r in open.iter().filter(|r| r.zone_id == z.id) {
+            let approvals = store
+                .approvals(z.tenant_id, r.id)
+                .await?
+                .iter()
+                .filter(|a| a.accepted)
+                .count();
+            pending.push(PendingStatus {
+                name: r.name.clone(),
+                state: r.state.clone(),
+                digest: r.plan_digest.clone(),
+                requester: r.requester.clone(),
+                reason: r.reason.clone(),
+                expires_at: r.expires_at.to_rfc3339(),
+                approvals,
+            });
+        }
+        out.push(ZoneStatus {
+            zone: z.zone_name.clone(),
+            tenant: tenant.slug,
+            object: format!("{}/{}", z.namespace, z.name),
+            provider: connection
+                .as_ref()
+                .map(|c| format!("{}/{} ({})", c.namespace, c.name, c.provider_type)),
+            provider_ready: connection.as_ref().and_then(|c| c.last_test_ok),
+            live_writes: connection.as_ref().map(|c| {
+                c.mode == "Live"
+                    && c.acknowledge_live_writes
+                    && c.last_test_ok == Some(true)
+                    && c.last_probe_ok == Some(true)
+            }),
+            revision: state.and_then(|s| s.revision.clone()),
+            applied_at: state.and_then(|s| s.applied_at.map(|t| t.to_rfc3339())),
+            outcome: state.and_then(|s| s.outcome.clone()),
+            plan_changes: state.map_or(0, |s| s.plan_changes),
+            drift: state.map(|s| s.drift_keys()).unwrap_or_default(),
+            message: state.and_then(|s| s.message.clone()),
+            pending,
+        });
+    }
+    if let OutputFormat::Json = args.format {
+        let sources: Vec<serde_json::Value> = sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "source": s.source,
+                    "goodRevision": s.good_revision,
+                    "goodAt": s.good_at.map(|t| t.to_rfc3339()),
+                    "lastRevision": s.last_revision,
+                    "lastError": s.last_error,
+                    "lastPassAt": s.last_pass_at.map(|t| t.to_rfc3339()),
+                    "lastPassOk": s.last_pass_ok,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"sources": sources, "zones": out}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &sources {
+        outln!("source {}", s.source);
+        outln!(
+            "    revision in force: {}{}",
+            s.good_revision.as_deref().unwrap_or("none yet"),
+            s.good_at
+                .map(|t| format!(" (since {})", t.to_rfc3339()))
+                .unwrap_or_default()
+        );
+        if let Some(at) = s.last_pass_at {
+            outln!(
+                "    last pass: {} ({})",
+                at.to_rfc3339(),
+                if s.last_pass_ok == Some(true) {
+                    "every zone reconciled"
+                } else {
+                    "with errors"
+                }
+            );
+        }
+        if let Some(e) = &s.last_error {
+            outln!(
+                "    last error ({}): {e}",
+                s.last_revision.as_deref().unwrap_or("no revision read")
+            );
+        }
+    }
+    for z in &out {
+        outln!(
+            "{} ({}, tenant {}): {}",
+            z.zone,
+            z.object,
+            z.tenant,
+            z.outcome.as_deref().unwrap_or("not reconciled yet")
+        );
+        if let Some(p) = &z.provider {
+            outln!(
+                "    provider {p}: {}, live writes {}",
+                match z.provider_ready {
+                    Some(true) => "ready",
+                    Some(false) => "NOT ready",
+                    None => "not tested",
+                },
+                if z.live_writes == Some(true) {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+        }
+        outln!(
+            "    applied revision: {}{}",
+            z.revision.as_deref().unwrap_or("none"),
+            z.applied_at
+                .as_deref()
+                .map(|t| format!(" at {t}"))
+                .unwrap_or_default()
+        );
+        if z.plan_changes > 0 {
+            outln!("    plan: {} operation(s)", z.plan_changes);
+        }
+        for p in &z.pending {
+            outln!(
+                "    change request {} ({}): {} approval(s) so far; requested by {}; expires {}{}",
+                p.name,
+                p.state,
+                p.approvals,
+                p.requester,
+                p.expires_at,
+                p.reason
+                    .as_deref()
+                    .map(|r| format!("; gated: {r}"))
+                    .unwrap_or_default()
+            );
+        }
+        if !z.drift.is_empty() {
+            outln!("    drift: {}", z.drift.join(", "));
+        }
+        if let Some(m) = &z.message {
+            outln!("    {m}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zentralink history ZONE`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The zone, e.g. acme.example.
+    pub zone: String,
+    /// Only this owner name (relative to the zone, or absolute).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only this record type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub record_type: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+async fn zone_record(store: &Store, zone: &str) -> anyhow::Result<ZoneRecord> {
+    let name = zentralink_model::ZoneName::parse(zone).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .zone_by_zone_name(&name.to_string())
+        .await
+        .map_err(|e| match e {
+            zentralink_store::StoreError::NotFound => anyhow::anyhow!(
+                "zone {name} is not managed here (no reconcile pass has registered it)"
+            ),
+            other => other.into(),
+        })
+}
+
+fn set_text(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(v) => {
+            let ttl = v["ttl"].as_u64().unwrap_or(0);
+            let values: Vec<&str> = v["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            format!("ttl {ttl} [{}]", values.join(", "))
+        }
+    }
+}
+
+/// The per-record history: who, when, which revision or request, before → after.
+pub async fn history(args: &HistoryArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(inputs).await?;
+    let zone = zone_record(&store, &args.zone).await?;
+    let origin =
+        zentralink_model::ZoneName::parse(&zone.zone_name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = args
+        .name
+        .as_deref()
+        .map(|n| origin.owner(n).map(|n| n.to_ascii()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let rtype = args
+        .record_type
+        .as_deref()
+        .map(|t| {
+            zentralink_model::record::parse_record_type(t).map(zentralink_model::record::type_name)
+        })
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--type: {e}"))?;
+    let rows = store
+        .history(
+            zone.tenant_id,
+            zone.id,
+            name.as_deref(),
+            rtype.as_deref(),
+            args.limit,
+        )
+        .await?;
+    if let OutputFormat::Json = args.format {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "at": r.created_at.to_rfc3339(),
+                    "op": r.op, "name": r.name, "type": r.record_type,
+                    "before": r.before, "after": r.after,
+                    "outcome": r.outcome, "error": r.error,
+                    "revision": r.revision, "changeRequest": r.request,
+                    "requester": r.requester, "digest": r.plan_digest,
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        outln!("no recorded changes for {}", zone.zone_name);
+    }
+    for r in &rows {
+        outln!(
+            "{} {} {} {} {}{}",
+            r.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.op,
+            r.name,
+            r.record_type,
+            r.outcome,
+            r.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+        outln!(
+            "    by {}; {}{}",
+            r.requester.as_deref().unwrap_or("unknown"),
+            r.revision.as_deref().unwrap_or("no revision"),
+            r.request
+                .as_deref()
+                .map(|c| format!(", change request {c}"))
+                .unwrap_or_default()
+        );
+        outln!("    {} -> {}", set_text(&r.before), set_text(&r.after));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zentralink snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot of a zone as its provider holds it now.
+    Take {
+        zone: String,
+        /// Why (kept with the snapshot).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List a zone's snapshots, newest first.
+    List { zone: String },
+    /// Print a snapshot (digest checked) as a zone file or YAML.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Zonefile)]
+        format: ShowFormat,
+    },
+    /// The per-record diff from snapshot A to snapshot B, or to the live zone.
+    Diff {
+        a: String,
+        /// Another snapshot; without it, the live zone.
+        b: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShowFormat {
+    Zonefile,
+    Yaml,
+}
+
+fn snapshot_id(s: &str) -> anyhow::Result<SnapshotId> {
+    s.parse().map_err(|_| {
+        anyhow::anyhow!("{s:?} is not a snapshot id (see `zentralink snapshot list ZONE`)")
+    })
+}
+
+/// Reads a managed zone from its provider, through the connection the store keeps.
+async fn read_live(
+    store: &Store,
+    zone: &ZoneRecord,
+    inputs: &Inputs,
+) -> anyhow::Result<(ZoneContent, String)> {
+    let connection = zone
+        .connection_id
+        .ok_or_else(|| anyhow::anyhow!("zone {} has no connection", zone.zone_name))?;
+    let record = store.connection(zone.tenant_id, connection).await?;
+    let tenant = store.tenant(zone.tenant_id).await?;
+    let entry =
+        connection_from_record(&tenant.slug, &record).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let provider = connect_with(&entry, &inputs.sources())?;
+    let origin =
+        zentralink_model::ZoneName::parse(&zone.zone_name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let content = provider
+        .read_zone(&origin)
+        .await?
+        .unwrap_or_else(|| ZoneContent::new(origin));
+    Ok((content, record.provider_type))
+}
+
+pub async fn snapshot(command: &SnapshotCommand, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    match command {
+        SnapshotCommand::Take { zone, reason } => {
+            let zone = zone_record(&store, zone).await?;
+            let (content, provider) = read_live(&store, &zone, inputs).await?;
+            let taken = store
+                .save_requested_snapshot(
+                    zone.tenant_id,
+                    zone.id,
+                    &provider,
+                    &content,
+                    None,
+                    reason.as_deref(),
+                )
+                .await?;
+            store
+                .audit(
+                    zentralink_store::audit::AuditEvent::new(
+                        Some(zone.tenant_id),
+                        zentralink_store::audit::Actor::Operator("zentralink-cli".into()),
+                        "snapshot.taken",
+                    )
+                    .target("DnsZone", format!("{}/{}", zone.namespace, zone.name))
+                    .meta("snapshot", taken.id.to_string())
+                    .meta("digest", taken.digest.clone())
+                    .meta("recordSets", i64::from(taken.record_sets)),
+                )
+                .await?;
+            outln!(
+                "snapshot {} of {}: {} record sets, digest {}",
+                taken.id,
+                zone.zone_name,
+                taken.record_sets,
+                taken.digest
+            );
+        }
+        SnapshotCommand::List { zone } => {
+            let zone = zone_record(&store, zone).await?;
+            for s in store.snapshots(zone.tenant_id, zone.id).await? {
+                outln!(
+                    "{}  {}  {:<11}  {:>6} record sets  {}",
+                    s.id,
+                    s.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    s.reason,
+                    s.record_sets,
+                    s.digest
+                );
+            }
+        }
+        SnapshotCommand::Show { id, format } => {
+            let record = store.snapshot_any_tenant(snapshot_id(id)?).await?;
+            let content = store.snapshot_content(record.tenant_id, record.id).await?;
+            match format {
+                ShowFormat::Zonefile => {
+                    let text = zentralink_providers::zonefile::render_zone_file(&content);
+                    std::io::stdout()
+                        .lock()
+                        .write_all(text.as_bytes())
+                        .context("cannot write to standard output")?;
+                }
+                ShowFormat::Yaml => {
+                    let doc = serde_json::json!({
+                        "snapshot": record.id.to_string(),
+                        "zone": record.zone_name,
+                        "takenAt": record.created_at.to_rfc3339(),
+                        "reason": record.reason,
+                        "digest": record.digest,
+                        "recordSets": content.to_stored(),
+                    });
+                    outln!("{}", serde_yaml::to_string(&doc)?.trim_end());
+                }
+            }
+        }
+        SnapshotCommand::Diff { a, b } => {
+            let first = store.snapshot_any_tenant(snapshot_id(a)?).await?;
+            let from = store.snapshot_content(first.tenant_id, first.id).await?;
+            let (to, label) = match b {
+                Some(b) => {
+                    let second = store.snapshot_any_tenant(snapshot_id(b)?).await?;
+                    if second.tenant_id != first.tenant_id || second.zone_id != first.zone_id {
+                        anyhow::bail!("the two snapshots are of different zones");
+                    }
+                    (
+                        store.snapshot_content(second.tenant_id, second.id).await?,
+                        format!("snapshot {}", second.id),
+                    )
+                }
+                None => {
+                    let zone = store.zone(first.tenant_id, first.zone_id).await?;
+                    (
+                        read_live(&store, &zone, inputs).await?.0,
+                        "the live zone".to_owned(),
+                    )
+                }
+            };
+            let plan = plan_zone(
+                &to,
+                &from,
+                &PlanScope {
+                    ownership: Ownership::Full,
+                    previously_owned: None,
+                },
+            );
+            outln!(
+                "from snapshot {} to {label}: {} change(s)",
+                first.id,
+                plan.changes.len()
+            );
+            let classified = zentralink_model::policy::classify(
+                "",
+                plan,
+                &zentralink_model::policy::GatePolicy {
+                    record_types: Default::default(),
+                    deletions: false,
+                    bulk_change_threshold: None,
+                    rollbacks: false,
+                },
+                zentralink_model::policy::PlanOrigin::Declared,
+            );
+            print_changes(&classified)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a plan's operations with their value diffs (the `plan` text form).
+fn print_changes(plan: &zentralink_model::policy::ClassifiedPlan) -> anyhow::Result<()> {
+    for c in &plan.plan.changes {
+        let sym = match c.op {
+            zentralink_model::ChangeOp::Create => '+',
+            zentralink_model::ChangeOp::Update => '~',
+            zentralink_model::ChangeOp::Delete => '-',
+        };
+        outln!("  {sym} {}", c.key);
+        let old = c.before.as_ref().map(|s| s.texts()).unwrap_or_default();
+        let new = c.after.as_ref().map(|s| s.texts()).unwrap_or_default();
+        if let (Some(b), Some(a)) = (&c.before, &c.after)
+            && b.ttl != a.ttl
+        {
+            outln!("      ttl {} -> {}", b.ttl, a.ttl);
+        }
+        for v in old.iter().filter(|v| !new.contains(v)) {
+            outln!("      - {v}");
+        }
+        for v in new.iter().filter(|v| !old.contains(v)) {
+            outln!("      + {v}");
+        }
+    }
+    Ok(())
+}
+
+/// `zentralink rollback ZONE --to SNAPSHOT`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub zone: String,
+    /// The snapshot to return to (`zentralink snapshot list ZONE`).
+    #[arg(long = "to", value_name = "SNAPSHOT")]
+    pub to: String,
+    /// Why (kept with the change request).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who asks (default: the user running the command).
+    #[arg(long)]
+    pub requester: Option<String>,
+}
+
+/// Opens a rollback change request: its plan is the per-record diff from the
+/// live zone to the snapshot; the reconciler gates and executes it like any other.
+pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let zone = zone_record(&store, &args.zone).await?;
+    let snapshot = snapshot_id(&args.to)?;
+    let record = store
+        .snapshot(zone.tenant_id, snapshot)
+        .await
+        .map_err(|e| match e {
+            zentralink_store::StoreError::NotFound => {
+                anyhow::anyhow!(
+                    "snapshot {snapshot} is not a snapshot of {}",
+                    zone.zone_name
+                )
+            }
+            other => other.into(),
+        })?;
+    if record.zone_id != zone.id {
+        anyhow::bail!(
+            "snapshot {snapshot} is not a snapshot of {}",
+            zone.zone_name
+        );
+    }
+    let target = store.snapshot_content(zone.tenant_id, snapshot).await?;
+    let (actual, _) = read_live(&store, &zone, inputs).await?;
+    let tenant = store.tenant(zone.tenant_id).await?;
+    let policy = zentralink_model::catalog::Policy::default();
+    let plan = rollback_plan(&tenant.slug, &target, &actual, &policy);
+    if plan.plan.is_empty() {
+        outln!(
+            "{} already holds the content of snapshot {snapshot} (digest {}); nothing to roll back",
+            zone.zone_name,
+            zone_digest(&target)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = format!("{}-rollback-{}", zone.name, plan.digest.short(12));
+    let requester = args.requester.clone().unwrap_or_else(|| {
+        std::env::var("USER")
+            .map(|u| format!("{u} (local)"))
+            .unwrap_or_else(|_| "local user".into())
+    });
+    let stored = serde_json::to_value(plan.plan.to_stored(None))?;
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("roll back to snapshot {snapshot}"));
+    let id = store
+        .create_change_request(
+            zone.tenant_id,
+            &NewChangeRequest {
+                zone: zone.id,
+                name: &name,
+                plan: stored,
+                plan_digest: &plan.digest.to_string(),
+                requester: &requester,
+                reason: Some(&reason),
+                rollback_to: Some(snapshot),
+                expires_at: chrono::Utc::now()
+                    + chrono::Duration::seconds(
+                        i64::try_from(zentralink_model::catalog::DEFAULT_EXPIRY_SECS)
+                            .unwrap_or(259_200),
+                    ),
+                kind: RequestKind::Rollback,
+                revision: None,
+            },
+        )
+        .await?;
+    store
+        .audit(
+            zentralink_store::audit::AuditEvent::new(
+                Some(zone.tenant_id),
+                zentralink_store::audit::Actor::Operator(requester.clone()),
+                "change_request.opened",
+            )
+            .target("DnsChangeRequest", format!("{}/{}", zone.namespace, name))
+            .meta("zone", zone.zone_name.clone())
+            .meta("requestId", id.to_string())
+            .meta("rollbackTo", snapshot.to_string())
+            .meta("digest", plan.digest.to_string())
+            .meta("operations", plan.plan.changes.len()),
+        )
+        .await?;
+    outln!(
+        "change request {name}: roll {} back to snapshot {snapshot} ({} operation(s), digest {})",
+        zone.zone_name,
+        plan.plan.changes.len(),
+        plan.digest
+    );
+    print_changes(&plan)?;
+    outln!("it is gated like any change: the next reconcile pass executes it once it may");
+    Ok(ExitCode::SUCCESS)
+}

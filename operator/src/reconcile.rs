@@ -1,0 +1,1346 @@
+//! One reconcile pass over a revision of the desired state: for every zone,
+//! observe (the provider's content, the store's state), decide
+//! (`zentralink_model::reconcile::decide`, pure), execute (snapshots, one
+//! provider batch, history, audit), zones concurrently with a bound. A batch
+//! is marked `Executing` in the store before the provider is called; a pass
+//! that finds such a mark (a crash) re-reads the provider and records what
+//! actually happened, never applying twice. Does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::Semaphore;
+use zentralink_model::catalog::{ConnectionEntry, Policy, ZoneEntry};
+use zentralink_model::digest::{PlanDigest, zone_digest};
+use zentralink_model::liveness::{CheckOutcome, LiveDecision, decide as decide_live};
+use zentralink_model::plan::{ChangeOp, Ownership, Plan, StoredPlan, same_state};
+use zentralink_model::reconcile::{
+    Decision, Execution, LastApplied, Outcome, RequestKind, RequestState, RequestView, ZoneInputs,
+    decide,
+};
+use zentralink_model::record::{RecordSet, RrKey, parse_record_type, type_name};
+use zentralink_model::resources::{ConnectionMode, RecordSetState};
+use zentralink_model::secrets::{Keyring, SecretError};
+use zentralink_model::{ZoneContent, ZoneName};
+use zentralink_providers::credentials::{CredentialEnv, CredentialSources, SecretResolver};
+use zentralink_providers::{GatedProvider, Provider, ProviderError, connect_in};
+use zentralink_store::audit::{Actor, AuditEvent};
+use zentralink_store::changes::{
+    ChangeOutcome, ChangeRequestRecord, NewChangeRequest, RequestKind as StoredKind,
+};
+use zentralink_store::connections::{ConnectionCheck, ConnectionRecord, NewConnection};
+use zentralink_store::reconcile::{ExecutionEnd, FinishedExecution, NewExecution, ZoneSummary};
+use zentralink_store::snapshots::SnapshotReason;
+use zentralink_store::{
+    ChangeRequestId, ExecutionId, SnapshotId, Store, StoreError, TenantId, ZoneId,
+};
+
+use crate::source::Revision;
+
+/// Where credentials come from in this process (owned, for a long-running operator).
+pub struct Credentials {
+    pub keyring: Result<Keyring, SecretError>,
+    pub env: CredentialEnv,
+    pub secrets: Option<Arc<dyn SecretResolver>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("keyring", &self.keyring.is_ok())
+            .field("env", &self.env)
+            .field("secrets", &self.secrets.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    pub fn sources(&self) -> CredentialSources<'_> {
+        CredentialSources {
+            keyring: self.keyring.as_ref().map_err(Clone::clone),
+            secrets: self.secrets.as_deref(),
+            env: &self.env,
+        }
+    }
+}
+
+/// The time, as a parameter (tests move it).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// How a pass runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Zones reconciled at once (each connection's own limits apply too).
+    pub concurrency: usize,
+    /// Who the operator is, in audit events.
+    pub actor: String,
+    /// Whether anything may be written (false: a dry pass that only decides, as `plan` does).
+    pub execute: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            actor: "zentralink-operator".into(),
+            execute: true,
+        }
+    }
+}
+
+/// What happened to one zone in a pass.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneResult {
+    pub tenant: String,
+    pub namespace: String,
+    pub name: String,
+    pub zone: String,
+    /// The decision's outcome; `None` when the zone could not be reconciled.
+    pub outcome: Option<Outcome>,
+    /// Operations in the declared plan.
+    pub planned: usize,
+    /// Operations executed now, and how many of them applied.
+    pub executed: usize,
+    pub applied: usize,
+    /// The change request the zone waits for, if any.
+    pub waiting_for: Option<String>,
+    pub drift: Vec<String>,
+    /// Why nothing executes, or the error that stopped the zone.
+    pub message: Option<String>,
+    pub error: Option<String>,
+    /// How long the zone's pass took.
+    pub duration_ms: u64,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    pub revision: String,
+    pub zones: Vec<ZoneResult>,
+}
+
+impl PassReport {
+    /// Zones that failed (provider or store errors).
+    pub fn errors(&self) -> usize {
+        self.zones.iter().filter(|z| z.error.is_some()).count()
+    }
+}
+
+/// Why a zone could not be reconciled.
+#[derive(Debug, thiserror::Error)]
+enum ZoneError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The reconciler: a store, credentials, a clock and options.
+#[derive(Clone)]
+pub struct Reconciler {
+    store: Store,
+    credentials: Arc<Credentials>,
+    clock: Arc<dyn Clock>,
+    options: Options,
+    metrics: Option<crate::metrics::Metrics>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A connection, built once per pass and shared by its zones.
+struct Connected {
+    entry: ConnectionEntry,
+    record: ConnectionRecord,
+    tenant: TenantId,
+    provider: Result<Arc<dyn Provider>, ProviderError>,
+    live: LiveDecision,
+}
+
+impl Reconciler {
+    pub fn new(
+        store: Store,
+        credentials: Arc<Credentials>,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> Self {
+        Self {
+            store,
+            credentials,
+            clock,
+            options,
+            metrics: None,
+        }
+    }
+
+    /// Records provider calls, errors and executions in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::Operator(self.options.actor.clone())
+    }
+
+    fn now(&self) -> (DateTime<Utc>, Timestamp) {
+        let now = self.clock.now();
+        (now, to_timestamp(now))
+    }
+
+    /// One pass over every zone of the revision.
+    pub async fn pass(&self, revision: &Revision) -> PassReport {
+        let connections = self.connect_all(revision).await;
+        let connections = Arc::new(connections);
+        let bound = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, zone) in revision.catalog.zones.iter().enumerate() {
+            let this = self.clone();
+            let zone = zone.clone();
+            let connections = Arc::clone(&connections);
+            let bound = Arc::clone(&bound);
+            let requester = revision.requester(&zone.namespace, &zone.name).to_owned();
+            let revision_id = revision.id.clone();
+            let policy = revision.catalog.policy_for(&zone.tenant);
+            let snapshots: Vec<(String, Option<String>)> = revision
+                .catalog
+                .snapshots
+                .iter()
+                .filter(|s| s.namespace == zone.namespace && s.spec.zone_ref == zone.name)
+                .map(|s| (format!("{}/{}", s.namespace, s.name), s.spec.reason.clone()))
+                .collect();
+            tasks.spawn(async move {
+                let _slot = bound.acquire_owned().await;
+                let started = Instant::now();
+                let result = this
+                    .zone(
+                        &zone,
+                        &policy,
+                        &connections,
+                        &revision_id,
+                        &requester,
+                        &snapshots,
+                    )
+                    .await;
+                tracing::debug!(zone = %zone.zone, elapsed = ?started.elapsed(), "zone reconciled");
+                (i, result)
+            });
+        }
+        let mut results: Vec<(usize, ZoneResult)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::error!("a zone's reconcile task stopped: {e}"),
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        PassReport {
+            revision: revision.id.clone(),
+            zones: results.into_iter().map(|(_, r)| r).collect(),
+        }
+    }
+
+    /// Registers every connection of the revision, builds its provider and
+    /// decides whether it may write (running the test and probe when needed).
+    async fn connect_all(
+        &self,
+        revision: &Revision,
+    ) -> BTreeMap<(String, String), Result<Connected, String>> {
+        let sources = self.credentials.sources();
+        let mut out = BTreeMap::new();
+        for (key, entry) in &revision.catalog.connections {
+            let connected = self.connect_one(revision, entry, &sources).await;
+            if let Err(e) = &connected {
+                tracing::warn!(connection = %format!("{}/{}", key.0, key.1), "{e}");
+            }
+            out.insert(key.clone(), connected);
+        }
+        out
+    }
+
+    async fn connect_one(
+        &self,
+        revision: &Revision,
+        entry: &ConnectionEntry,
+        sources: &CredentialSources<'_>,
+    ) -> Result<Connected, String> {
+        let display = revision
+            .catalog
+            .tenants
+            .get(&entry.tenant)
+            .map_or_else(|| entry.tenant.clone(), |t| t.display_name.clone());
+        let tenant = self
+            .store
+            .ensure_tenant(&entry.tenant, &display)
+            .await
+            .map_err(|e| e.to_string())?;
+        let settings = stored_settings(entry, revision.files_root.as_deref())?;
+        let mode = match entry.spec.mode {
+            ConnectionMode::Live => "Live",
+            ConnectionMode::ReadOnly => "ReadOnly",
+        };
+        let mut record = self
+            .store
+            .ensure_connection(
+                tenant,
+                &NewConnection {
+                    namespace: &entry.namespace,
+                    name: &entry.name,
+                    provider_type: entry.spec.provider_type.as_str(),
+                    settings,
+                    credentials: None,
+                    mode,
+                    acknowledge_live_writes: entry.spec.acknowledge_live_writes,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let provider: Result<Arc<dyn Provider>, ProviderError> =
+            connect_in(entry, sources, revision.files_root.as_deref()).map(Arc::from);
+        if let Ok(p) = &provider
+            && entry.live_requested()
+            && self.options.execute
+            && needs_check(&record, self.clock.now())
+        {
+            // The probe writes into a zone of this connection that exists at the provider.
+            let mut probe_zone = None;
+            for z in revision
+                .catalog
+                .zones
+                .iter()
+                .filter(|z| z.namespace == entry.namespace && z.connection == entry.name)
+            {
+                probe_zone.get_or_insert_with(|| z.zone.clone());
+                if matches!(p.read_zone(&z.zone).await, Ok(Some(_))) {
+                    probe_zone = Some(z.zone.clone());
+                    break;
+                }
+            }
+            record = self
+                .check_connection(tenant, entry, &record, p.as_ref(), probe_zone.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let live = live_decision(entry, &record);
+        Ok(Connected {
+            entry: entry.clone(),
+            record,
+            tenant,
+            provider,
+            live,
+        })
+    }
+
+    /// Runs the connection test and write probe, and records them (read-only first).
+    async fn check_connection(
+        &self,
+        tenant: TenantId,
+        entry: &ConnectionEntry,
+        record: &ConnectionRecord,
+        provider: &dyn Provider,
+        probe_zone: Option<&ZoneName>,
+    ) -> Result<ConnectionRecord, StoreError> {
+        let report = zentralink_providers::liveness::check(
+            entry,
+            provider,
+            probe_zone,
+            to_timestamp(self.clock.now()),
+        )
+        .await;
+        self.store
+            .record_connection_check(
+                tenant,
+                record.id,
+                ConnectionCheck::Test,
+                report.test.ok,
+                &report.test.message,
+            )
+            .await?;
+        if let Some(p) = &report.probe {
+            self.store
+                .record_connection_check(
+                    tenant,
+                    record.id,
+                    ConnectionCheck::Probe,
+                    p.ok,
+                    &p.message,
+                )
+                .await?;
+        }
+        self.store
+            .audit(
+                AuditEvent::new(Some(tenant), self.actor(), "connection.tested")
+                    .target(
+                        "ProviderConnection",
+                        format!("{}/{}", entry.namespace, entry.name),
+                    )
+                    .meta("testPassed", report.test.ok)
+                    .meta("testMessage", report.test.message.clone())
+                    .meta("liveWriteEnabled", report.decision.live)
+                    .meta("reason", report.decision.reason),
+            )
+            .await?;
+        self.store.connection(tenant, record.id).await
+    }
+
+    /// Reconciles one zone; every error stays with the zone.
+    async fn zone(
+        &self,
+        zone: &ZoneEntry,
+        policy: &Policy,
+        connections: &BTreeMap<(String, String), Result<Connected, String>>,
+        revision: &str,
+        requester: &str,
+        snapshots: &[(String, Option<String>)],
+    ) -> ZoneResult {
+        let mut result = ZoneResult {
+            tenant: zone.tenant.clone(),
+            namespace: zone.namespace.clone(),
+            name: zone.name.clone(),
+            zone: zone.zone.to_string(),
+            outcome: None,
+            planned: 0,
+            executed: 0,
+            applied: 0,
+            waiting_for: None,
+            drift: Vec::new(),
+            message: None,
+            error: None,
+            duration_ms: 0,
+        };
+        let started = Instant::now();
+        let key = (zone.namespace.clone(), zone.connection.clone());
+        let conn = match connections.get(&key) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                result.error = Some(format!("connection {}/{}: {e}", key.0, key.1));
+                return result;
+            }
+            None => {
+                result.error = Some(format!("no ProviderConnection {}/{}", key.0, key.1));
+                return result;
+            }
+        };
+        if let Err(e) = self
+            .zone_inner(
+                zone,
+                policy,
+                conn,
+                revision,
+                requester,
+                snapshots,
+                &mut result,
+            )
+            .await
+        {
+            tracing::warn!(zone = %zone.zone, "reconcile failed: {e}");
+            if let (Some(m), ZoneError::Provider(p)) = (&self.metrics, &e) {
+                m.provider_failed(&format!("{}/{}", key.0, key.1), p);
+            }
+            result.error = Some(e.to_string());
+        }
+        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn zone_inner(
+        &self,
+        zone: &ZoneEntry,
+        policy: &Policy,
+        conn: &Connected,
+        revision: &str,
+        requester: &str,
+        snapshots: &[(String, Option<String>)],
+        result: &mut ZoneResult,
+    ) -> Result<(), ZoneError> {
+        let provider = conn.provider.as_ref().map_err(Clone::clone)?;
+        let tenant = conn.tenant;
+        let zone_id = self
+            .store
+            .ensure_zone(
+                tenant,
+                &zone.namespace,
+                &zone.name,
+                &zone.zone.to_string(),
+                Some(conn.record.id),
+            )
+            .await?;
+        let Some(_lock) = self.store.try_lock_zone(zone_id).await? else {
+            result.message = Some("another pass holds this zone; skipped".into());
+            return Ok(());
+        };
+        let gated = GatedProvider::shared(
+            Arc::clone(provider),
+            conn.live.live && self.options.execute,
+            conn.live.message.clone(),
+        );
+        if self.options.execute
+            && let Some(in_flight) = self.store.execution_in_flight(tenant, zone_id).await?
+        {
+            self.recover(tenant, zone, &gated, in_flight).await?;
+        }
+
+        // ---- observe
+        let connection = format!("{}/{}", conn.entry.namespace, conn.entry.name);
+        let read_started = Instant::now();
+        let read = gated.read_zone(&zone.zone).await;
+        if let Some(m) = &self.metrics {
+            m.provider_call(&connection, "read", read_started.elapsed());
+        }
+        let actual = read?.unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
+        let state = self.store.zone_state(tenant, zone_id).await?;
+        let last_applied = match &state {
+            Some(s) => match s.last_applied_snapshot_id {
+                Some(snapshot) => Some(LastApplied {
+                    content: self.store.snapshot_content(tenant, snapshot).await?,
+                    owned: parse_keys(&zone.zone, &s.owned_keys()),
+                    held_for: s
+                        .held_for
+                        .as_deref()
+                        .and_then(|d| d.parse::<PlanDigest>().ok()),
+                }),
+                None => None,
+            },
+            None => None,
+        };
+        let records = self.store.change_requests(tenant, zone_id).await?;
+        let records: Vec<ChangeRequestRecord> = records.into_iter().take(64).collect();
+        let mut views = Vec::with_capacity(records.len());
+        for r in &records {
+            views.push(self.request_view(tenant, r).await?);
+        }
+        let (now, now_ts) = self.now();
+
+        // ---- decide
+        let decision = decide(&ZoneInputs {
+            tenant: &zone.tenant,
+            object: &zone.name,
+            desired: &zone.desired,
+            ownership: zone.ownership,
+            drift: zone.drift,
+            actual: &actual,
+            last_applied: last_applied.as_ref(),
+            policy,
+            requests: &views,
+            live: &conn.live,
+            now: now_ts,
+        });
+        result.outcome = Some(decision.outcome);
+        result.planned = decision.plan.plan.changes.len();
+        result.drift = decision.drift.iter().map(|c| c.key.to_string()).collect();
+        result.message = decision.reason.clone();
+        result.waiting_for = decision
+            .requests
+            .open
+            .as_ref()
+            .map(|r| r.name.clone())
+            .or_else(|| decision.requests.keep.clone());
+        if !self.options.execute {
+            return Ok(());
+        }
+
+        // ---- execute
+        for (asked_by, note) in snapshots {
+            let taken = self
+                .store
+                .save_requested_snapshot(
+                    tenant,
+                    zone_id,
+                    conn.entry.spec.provider_type.as_str(),
+                    &actual,
+                    Some(asked_by),
+                    note.as_deref(),
+                )
+                .await?;
+            tracing::debug!(zone = %zone.zone, snapshot = %taken.id, "DnsSnapshot {asked_by}");
+        }
+        let by_name: BTreeMap<&str, &ChangeRequestRecord> =
+            records.iter().map(|r| (r.name.as_str(), r)).collect();
+        self.act_on_requests(
+            tenant, zone, zone_id, &decision, &by_name, revision, requester, now,
+        )
+        .await?;
+        if let Some(held) = last_applied.as_ref().and_then(|l| l.held_for)
+            && held != zone_digest(&zone.desired)
+        {
+            self.store.release_hold(tenant, zone_id).await?;
+        }
+        let mut summary_message = decision.reason.clone();
+        if let Some(execution) = &decision.execute {
+            let request = execution
+                .request
+                .as_deref()
+                .and_then(|n| by_name.get(n).copied());
+            let asked_by = request.map_or(requester, |r| r.requester.as_str());
+            match self
+                .execute(
+                    tenant,
+                    zone,
+                    zone_id,
+                    &gated,
+                    &actual,
+                    last_applied.as_ref(),
+                    execution,
+                    request.map(|r| r.id),
+                    revision,
+                    asked_by,
+                )
+                .await
+            {
+                Ok((executed, applied)) => {
+                    result.executed = executed;
+                    result.applied = applied;
+                    if let Some(m) = &self.metrics {
+                        m.execution(
+                            &zone.zone.to_string(),
+                            if applied == executed {
+                                "applied"
+                            } else {
+                                "failed"
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    if let Some(m) = &self.metrics {
+                        m.execution(&zone.zone.to_string(), "abandoned");
+                        if let ZoneError::Provider(p) = &e {
+                            m.provider_failed(&connection, p);
+                        }
+                    }
+                    summary_message = Some(e.to_string());
+                    result.error = Some(e.to_string());
+                }
+            }
+        } else if state.is_none() {
+            let owned = baseline_owned(zone, &actual);
+            self.store
+                .record_baseline(
+                    tenant,
+                    zone_id,
+                    conn.entry.spec.provider_type.as_str(),
+                    &actual,
+                    &owned,
+                    &summary_of(&decision, summary_message.clone()),
+                )
+                .await?;
+        }
+        self.store
+            .update_zone_summary(tenant, zone_id, &summary_of(&decision, summary_message))
+            .await?;
+        if !decision.drift.is_empty()
+            && state
+                .as_ref()
+                .is_some_and(|s| s.drift_keys() != result.drift)
+        {
+            self.store
+                .audit(
+                    AuditEvent::new(Some(tenant), self.actor(), "zone.drift.detected")
+                        .target("DnsZone", format!("{}/{}", zone.namespace, zone.name))
+                        .meta("zone", zone.zone.to_string())
+                        .meta("recordSets", result.drift.clone())
+                        .meta("mode", format!("{:?}", zone.drift)),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A stored request as the decision sees it (a rollback with its snapshot's content).
+    async fn request_view(
+        &self,
+        tenant: TenantId,
+        r: &ChangeRequestRecord,
+    ) -> Result<RequestView, ZoneError> {
+        let digest = r.plan_digest.parse::<PlanDigest>().map_err(|e| {
+            ZoneError::Other(format!("change request {}: stored digest: {e}", r.name))
+        })?;
+        let state = r.state()?;
+        let kind = match (r.kind.as_str(), r.rollback_to) {
+            ("rollback", Some(snapshot)) if state.is_open() => RequestKind::Rollback {
+                snapshot: snapshot.to_string(),
+                target: self.store.snapshot_content(tenant, snapshot).await?,
+            },
+            // A closed rollback's target is never looked at again.
+            _ => RequestKind::Declared,
+        };
+        Ok(RequestView {
+            name: r.name.clone(),
+            digest,
+            state,
+            kind,
+            expires_at: to_timestamp(r.expires_at),
+        })
+    }
+
+    /// Expires, supersedes and opens change requests as decided, each with an audit event.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_on_requests(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        zone_id: ZoneId,
+        decision: &Decision,
+        by_name: &BTreeMap<&str, &ChangeRequestRecord>,
+        revision: &str,
+        requester: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ZoneError> {
+        let target = format!("{}/{}", zone.namespace, zone.name);
+        for name in &decision.requests.expire {
+            if let Some(r) = by_name.get(name.as_str()) {
+                let moved = self
+                    .store
+                    .transition_change_request_with(
+                        tenant,
+                        r.id,
+                        RequestState::Pending,
+                        RequestState::Expired,
+                        Some("not approved before it expired"),
+                    )
+                    .await;
+                if moved.is_ok() {
+                    self.request_event(tenant, "change_request.expired", name, &target, None)
+                        .await?;
+                }
+            }
+        }
+        for name in &decision.requests.supersede {
+            let Some(r) = by_name.get(name.as_str()) else {
+                continue;
+            };
+            let from = r.state()?;
+            if !from.may_become(RequestState::Superseded) {
+                continue;
+            }
+            let why = decision
+                .requests
+                .open
+                .as_ref()
+                .map(|n| format!("superseded by {}: the plan changed", n.name))
+                .or_else(|| decision.reason.clone())
+                .unwrap_or_else(|| "the plan it holds is no longer the zone's plan".into());
+            if self
+                .store
+                .transition_change_request_with(
+                    tenant,
+                    r.id,
+                    from,
+                    RequestState::Superseded,
+                    Some(&why),
+                )
+                .await
+                .is_ok()
+            {
+                self.request_event(
+                    tenant,
+                    "change_request.superseded",
+                    name,
+                    &target,
+                    Some(&why),
+                )
+                .await?;
+            }
+        }
+        if let Some(open) = &decision.requests.open {
+            let plan = serde_json::to_value(open.plan.plan.to_stored(Some(&open.plan.reasons)))
+                .map_err(|e| ZoneError::Other(e.to_string()))?;
+            let reasons: BTreeSet<String> = open
+                .plan
+                .reasons
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect();
+            let reason = reasons.into_iter().collect::<Vec<_>>().join("; ");
+            let expires_at = from_timestamp(open.expires_at).unwrap_or(now);
+            let id = self
+                .store
+                .create_change_request(
+                    tenant,
+                    &NewChangeRequest {
+                        zone: zone_id,
+                        name: &open.name,
+                        plan,
+                        plan_digest: &open.plan.digest.to_string(),
+                        requester,
+                        reason: Some(&reason),
+                        rollback_to: None,
+                        expires_at,
+                        kind: StoredKind::Declared,
+                        revision: Some(revision),
+                    },
+                )
+                .await?;
+            self.store
+                .audit(
+                    AuditEvent::new(Some(tenant), self.actor(), "change_request.opened")
+                        .target(
+                            "DnsChangeRequest",
+                            format!("{}/{}", zone.namespace, open.name),
+                        )
+                        .meta("zone", zone.zone.to_string())
+                        .meta("requestId", id.to_string())
+                        .meta("digest", open.plan.digest.to_string())
+                        .meta("operations", open.plan.plan.changes.len())
+                        .meta("reasons", reason)
+                        .meta("requester", requester)
+                        .meta("revision", revision),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn request_event(
+        &self,
+        tenant: TenantId,
+        action: &str,
+        name: &str,
+        target: &str,
+        why: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let namespace = target.split('/').next().unwrap_or_default();
+        let mut event = AuditEvent::new(Some(tenant), self.actor(), action)
+            .target("DnsChangeRequest", format!("{namespace}/{name}"))
+            .meta("zone", target);
+        if let Some(why) = why {
+            event = event.meta("reason", why);
+        }
+        self.store.audit(event).await.map(|_| ())
+    }
+
+    /// Executes a plan crash-safely: pre-change snapshot, the execution marked
+    /// in the store, one provider batch, then (in one transaction) the
+    /// post-change snapshot, one history row per operation, the zone's
+    /// applied state, the request's end state and the audit event.
+    /// Returns (operations executed, operations applied).
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        zone_id: ZoneId,
+        gated: &GatedProvider,
+        actual: &ZoneContent,
+        last: Option<&LastApplied>,
+        execution: &Execution,
+        request: Option<ChangeRequestId>,
+        revision: &str,
+        requester: &str,
+    ) -> Result<(usize, usize), ZoneError> {
+        let provider_name = gated.provider().provider_type().as_str();
+        tracing::info!(
+            zone = %zone.zone,
+            operations = execution.plan.changes.len(),
+            request = execution.request.as_deref().unwrap_or("-"),
+            "executing"
+        );
+        let pre = self
+            .store
+            .save_snapshot(
+                tenant,
+                zone_id,
+                provider_name,
+                SnapshotReason::PreChange,
+                actual,
+            )
+            .await?;
+        let stored = serde_json::to_value(execution.plan.to_stored(None))
+            .map_err(|e| ZoneError::Other(e.to_string()))?;
+        let digest = execution.digest.to_string();
+        let id = self
+            .store
+            .begin_execution(
+                tenant,
+                &NewExecution {
+                    zone: zone_id,
+                    request,
+                    plan: stored,
+                    plan_digest: &digest,
+                    rollback: execution.rollback,
+                    revision: Some(revision),
+                    requester: Some(requester),
+                    pre_snapshot: pre,
+                },
+            )
+            .await?;
+        let apply_started = Instant::now();
+        let applied = gated.apply(&execution.plan).await;
+        if let Some(m) = &self.metrics {
+            m.provider_call(
+                &format!("{}/{}", zone.namespace, zone.connection),
+                "apply",
+                apply_started.elapsed(),
+            );
+        }
+        let outcomes: Vec<Result<(), String>> = match applied {
+            Ok(report) => {
+                let by_key: BTreeMap<&RrKey, &Result<(), String>> = report
+                    .outcomes
+                    .iter()
+                    .map(|o| (&o.key, &o.result))
+                    .collect();
+                execution
+                    .plan
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        by_key.get(&c.key).map_or_else(
+                            || Err("the provider did not report this operation".into()),
+                            |r| (*r).clone(),
+                        )
+                    })
+                    .collect()
+            }
+            Err(e) if !e.may_have_applied() => {
+                self.store
+                    .abandon_execution(tenant, id, request, &e.to_string())
+                    .await?;
+                return Err(e.into());
+            }
+            Err(e) => {
+                // Uncertain: the provider says what happened.
+                tracing::warn!(zone = %zone.zone, "{e}; reading the zone back to see what was applied");
+                let now = gated
+                    .read_zone(&zone.zone)
+                    .await?
+                    .unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
+                let outcomes = outcomes_from_content(&execution.plan, &now);
+                return self
+                    .close(
+                        tenant,
+                        zone,
+                        zone_id,
+                        id,
+                        ExecutionEnd::Recovered,
+                        provider_name,
+                        &now,
+                        &execution.plan,
+                        &outcomes,
+                        last,
+                        execution.rollback,
+                        request,
+                        &digest,
+                        Some(pre),
+                        Some(revision),
+                        Some(requester),
+                    )
+                    .await;
+            }
+        };
+        let post = match gated.read_zone(&zone.zone).await {
+            Ok(c) => c.unwrap_or_else(|| ZoneContent::new(zone.zone.clone())),
+            Err(e) => {
+                // The batch went through but the zone cannot be read back: the
+                // execution stays marked, and the next pass records it.
+                return Err(ZoneError::Other(format!(
+                    "applied, but the zone could not be read back ({e}); the next pass records the outcome"
+                )));
+            }
+        };
+        self.close(
+            tenant,
+            zone,
+            zone_id,
+            id,
+            ExecutionEnd::Done,
+            provider_name,
+            &post,
+            &execution.plan,
+            &outcomes,
+            last,
+            execution.rollback,
+            request,
+            &digest,
+            Some(pre),
+            Some(revision),
+            Some(requester),
+        )
+        .await
+    }
+
+    /// Writes everything that closes an execution, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn close(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        zone_id: ZoneId,
+        execution: ExecutionId,
+        end: ExecutionEnd,
+        provider: &str,
+        post: &ZoneContent,
+        plan: &Plan,
+        outcomes: &[Result<(), String>],
+        last: Option<&LastApplied>,
+        rollback: bool,
+        request: Option<ChangeRequestId>,
+        digest: &str,
+        pre: Option<SnapshotId>,
+        revision: Option<&str>,
+        requester: Option<&str>,
+    ) -> Result<(usize, usize), ZoneError> {
+        let rows: Vec<ChangeOutcome> = plan
+            .changes
+            .iter()
+            .zip(outcomes)
+            .map(|(c, r)| ChangeOutcome {
+                op: c.op.as_str().to_owned(),
+                name: c.key.name.to_ascii(),
+                record_type: type_name(c.key.rtype),
+                before: c.before.as_ref().map(state_json),
+                after: c.after.as_ref().map(state_json),
+                error: r.clone().err(),
+            })
+            .collect();
+        let applied = outcomes.iter().filter(|r| r.is_ok()).count();
+        let owned = owned_after(zone, last, plan, outcomes, post);
+        let held_for = rollback.then(|| zone_digest(&zone.desired).to_string());
+        let request_end = request.map(|id| {
+            (
+                id,
+                if applied == plan.changes.len() {
+                    RequestState::Applied
+                } else {
+                    RequestState::Failed
+                },
+            )
+        });
+        let action = if applied == plan.changes.len() {
+            "dns.changes.applied"
+        } else {
+            "dns.changes.failed"
+        };
+        let audit = AuditEvent::new(Some(tenant), self.actor(), action)
+            .target("DnsZone", format!("{}/{}", zone.namespace, zone.name))
+            .meta("zone", zone.zone.to_string())
+            .meta("digest", digest)
+            .meta("operations", plan.changes.len())
+            .meta("applied", applied)
+            .meta("execution", execution.to_string())
+            .meta("recovered", end == ExecutionEnd::Recovered)
+            .meta("rollback", rollback)
+            .meta("revision", revision.unwrap_or_default())
+            .meta("requester", requester.unwrap_or_default());
+        let post = self
+            .store
+            .finish_execution(
+                tenant,
+                &FinishedExecution {
+                    execution,
+                    zone: zone_id,
+                    end,
+                    provider,
+                    post_content: post,
+                    outcomes: &rows,
+                    owned: owned.iter().map(ToString::to_string).collect(),
+                    held_for,
+                    revision,
+                    requester,
+                    request: request_end,
+                    plan_digest: digest,
+                    pre_snapshot: pre,
+                    audit,
+                },
+            )
+            .await?;
+        tracing::info!(zone = %zone.zone, applied, operations = plan.changes.len(), post_snapshot = %post, "executed");
+        Ok((plan.changes.len(), applied))
+    }
+
+    /// An execution left `Executing` (the process died): the provider is
+    /// read, and what it holds says which operations applied. Nothing is applied again.
+    async fn recover(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        gated: &GatedProvider,
+        execution: zentralink_store::reconcile::ExecutionRecord,
+    ) -> Result<(), ZoneError> {
+        let stored: StoredPlan = serde_json::from_value(execution.plan.clone()).map_err(|e| {
+            ZoneError::Other(format!("execution {}: stored plan: {e}", execution.id))
+        })?;
+        let plan = Plan::from_stored(&stored).map_err(|e| {
+            ZoneError::Other(format!("execution {}: stored plan: {e}", execution.id))
+        })?;
+        let now = gated
+            .read_zone(&zone.zone)
+            .await?
+            .unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
+        let outcomes = outcomes_from_content(&plan, &now);
+        let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+        tracing::warn!(
+            zone = %zone.zone,
+            execution = %execution.id,
+            applied,
+            operations = plan.changes.len(),
+            "recovering an interrupted execution from what the provider holds"
+        );
+        if applied == 0 {
+            // Nothing reached the zone: as if the batch was never sent.
+            self.store
+                .abandon_execution(
+                    tenant,
+                    execution.id,
+                    execution.change_request_id,
+                    "interrupted before the provider applied it; nothing was applied",
+                )
+                .await?;
+            return Ok(());
+        }
+        let state = self.store.zone_state(tenant, execution.zone_id).await?;
+        let last = match state.and_then(|s| s.last_applied_snapshot_id.map(|id| (id, s))) {
+            Some((snapshot, s)) => Some(LastApplied {
+                content: self.store.snapshot_content(tenant, snapshot).await?,
+                owned: parse_keys(&zone.zone, &s.owned_keys()),
+                held_for: None,
+            }),
+            None => None,
+        };
+        self.close(
+            tenant,
+            zone,
+            execution.zone_id,
+            execution.id,
+            ExecutionEnd::Recovered,
+            gated.provider().provider_type().as_str(),
+            &now,
+            &plan,
+            &outcomes,
+            last.as_ref(),
+            execution.rollback,
+            execution.change_request_id,
+            &execution.plan_digest,
+            execution.pre_snapshot_id,
+            execution.revision.as_deref(),
+            execution.requester.as_deref(),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A connection's spec as the store keeps it, so commands given only the
+/// database can reach the provider again: credentials stay a reference (an
+/// environment variable's name, an `enc:v1:` envelope bound to this
+/// connection, a Secret's name), never a value; a zone-file directory is
+/// made absolute.
+fn stored_settings(
+    entry: &ConnectionEntry,
+    files_root: Option<&std::path::Path>,
+) -> Result<serde_json::Value, String> {
+    let mut spec = entry.spec.clone();
+    if let Some(z) = spec.zonefile.as_mut() {
+        let dir = zentralink_providers::resolve_relative(
+            &entry.origin.file.name,
+            &z.directory,
+            files_root,
+        );
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        z.directory = dir.display().to_string();
+    }
+    serde_json::to_value(&spec).map_err(|e| e.to_string())
+}
+
+/// Rebuilds a connection from what the store keeps (see [`stored_settings`]).
+pub fn connection_from_record(
+    tenant: &str,
+    record: &ConnectionRecord,
+) -> Result<ConnectionEntry, String> {
+    let spec: zentralink_model::resources::ProviderConnectionSpec =
+        serde_json::from_value(record.settings.clone()).map_err(|e| {
+            format!(
+                "connection {}/{}: the stored settings do not read ({e}); run a reconcile pass to store them again",
+                record.namespace, record.name
+            )
+        })?;
+    Ok(ConnectionEntry {
+        tenant: tenant.to_owned(),
+        namespace: record.namespace.clone(),
+        name: record.name.clone(),
+        spec,
+        origin: zentralink_model::documents::Origin {
+            file: zentralink_model::documents::SourceFile::new("(store)", ""),
+            document: 0,
+        },
+    })
+}
+
+/// Which operations of a plan the zone shows as applied: the record set
+/// holds its after-state (an SOA's serial aside). One that still holds its
+/// before-state was not applied; one that holds neither was changed by someone else.
+fn outcomes_from_content(plan: &Plan, content: &ZoneContent) -> Vec<Result<(), String>> {
+    plan.changes
+        .iter()
+        .map(|c| {
+            let now = content.sets.get(&c.key);
+            if same_state(&c.key, c.after.as_ref(), now) {
+                Ok(())
+            } else if same_state(&c.key, c.before.as_ref(), now) {
+                Err("not applied: the provider still holds the state before the change".into())
+            } else {
+                Err("not applied as planned: the provider holds another state (changed by someone else meanwhile)".into())
+            }
+        })
+        .collect()
+}
+
+/// The record sets ZentraLink owns after a batch: what it owned, plus what
+/// it created or updated, minus what it deleted. Under `Full`, every declared set present.
+fn owned_after(
+    zone: &ZoneEntry,
+    last: Option<&LastApplied>,
+    plan: &Plan,
+    outcomes: &[Result<(), String>],
+    post: &ZoneContent,
+) -> BTreeSet<RrKey> {
+    if zone.ownership == Ownership::Full {
+        return zone
+            .desired
+            .sets
+            .keys()
+            .filter(|k| post.sets.contains_key(*k))
+            .cloned()
+            .collect();
+    }
+    let mut owned: BTreeSet<RrKey> = last
+        .map(|l| l.owned.clone())
+        .unwrap_or_else(|| baseline_keys(zone, post));
+    for (c, r) in plan.changes.iter().zip(outcomes) {
+        if r.is_err() {
+            continue;
+        }
+        match c.op {
+            ChangeOp::Create | ChangeOp::Update => {
+                owned.insert(c.key.clone());
+            }
+            ChangeOp::Delete => {
+                owned.remove(&c.key);
+            }
+        }
+    }
+    owned
+}
+
+/// On first sight, ZentraLink owns the declared record sets the zone already holds as declared.
+fn baseline_keys(zone: &ZoneEntry, actual: &ZoneContent) -> BTreeSet<RrKey> {
+    zone.desired
+        .sets
+        .iter()
+        .filter(|(k, set)| actual.sets.get(*k) == Some(*set))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn baseline_owned(zone: &ZoneEntry, actual: &ZoneContent) -> Vec<String> {
+    baseline_keys(zone, actual)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// `name TYPE` strings back into keys (unreadable ones are dropped).
+fn parse_keys(zone: &ZoneName, keys: &[String]) -> BTreeSet<RrKey> {
+    keys.iter()
+        .filter_map(|k| {
+            let (name, t) = k.rsplit_once(' ')?;
+            let rtype = parse_record_type(t).ok()?;
+            let name = zone.owner(name).ok()?;
+            Some(RrKey::new(name, rtype))
+        })
+        .collect()
+}
+
+fn state_json(set: &RecordSet) -> serde_json::Value {
+    serde_json::to_value(RecordSetState {
+        ttl: set.ttl,
+        values: set.texts(),
+    })
+    .unwrap_or(serde_json::Value::Null)
+}
+
+fn summary_of(decision: &Decision, message: Option<String>) -> ZoneSummary {
+    ZoneSummary {
+        outcome: decision.outcome.as_str().to_owned(),
+        plan_changes: i32::try_from(decision.plan.plan.changes.len()).unwrap_or(i32::MAX),
+        drift: decision.drift.iter().map(|c| c.key.to_string()).collect(),
+        message,
+    }
+}
+
+/// Whether the connection's test and probe must run (again): never run for
+/// these settings, or failed more than five minutes ago.
+fn needs_check(record: &ConnectionRecord, now: DateTime<Utc>) -> bool {
+    let retry = chrono::Duration::minutes(5);
+    let stale = |at: Option<DateTime<Utc>>| at.is_none_or(|t| now - t > retry);
+    match (record.last_test_ok, record.last_probe_ok) {
+        (Some(true), Some(true)) => false,
+        (None, _) | (_, None) => true,
+        _ => stale(record.last_test_at.max(record.last_probe_at)),
+    }
+}
+
+/// Whether the connection may write: its spec and its recorded checks.
+fn live_decision(entry: &ConnectionEntry, record: &ConnectionRecord) -> LiveDecision {
+    let outcome = |ok: Option<bool>, message: &Option<String>| {
+        ok.map(|ok| CheckOutcome {
+            ok,
+            message: message.clone().unwrap_or_default(),
+        })
+    };
+    let test = outcome(record.last_test_ok, &record.last_test_message);
+    let probe = outcome(record.last_probe_ok, &record.last_probe_message);
+    decide_live(
+        entry.spec.mode,
+        entry.spec.acknowledge_live_writes,
+        test.as_ref(),
+        probe.as_ref(),
+    )
+}
+
+/// chrono to jiff (the model's time type).
+pub fn to_timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    )
+    .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// jiff to chrono.
+pub fn from_timestamp(t: Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(
+        t.as_second(),
+        u32::try_from(t.subsec_nanosecond()).unwrap_or(0),
+    )
+}
