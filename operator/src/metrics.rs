@@ -112,61 +112,61 @@ impl Families {
         let registry = &mut self.registry;
         registry.register(
             "reconcile_passes",
-            "Reconcile passes of a zone, by outcome.",
+            "Reconcile passes of a zone, by outcome",
             self.reconcile_passes.clone(),
         );
         registry.register_with_unit(
             "reconcile_pass_duration",
-            "Time one reconcile pass of a zone took.",
+            "Time one reconcile pass of a zone took",
             Unit::Seconds,
             self.reconcile_pass_duration.clone(),
         );
         registry.register(
             "plan_changes",
-            "Record-set changes in the last plan of a zone.",
+            "Record-set changes in the last plan of a zone",
             self.plan_changes.clone(),
         );
         registry.register(
             "pending_change_requests",
-            "Change requests of a zone waiting for approval.",
+            "Change requests of a zone waiting for approval",
             self.pending_change_requests.clone(),
         );
         registry.register(
             "drift_record_sets",
-            "Record sets of a zone whose provider content differs from the last applied state.",
+            "Record sets of a zone whose provider content differs from the last applied state",
             self.drift_record_sets.clone(),
         );
         registry.register(
             "provider_errors",
-            "Failed provider calls of a connection, by kind of error.",
+            "Failed provider calls of a connection, by kind of error",
             self.provider_errors.clone(),
         );
         registry.register_with_unit(
             "provider_request_duration",
-            "Time one provider call took, by operation (read, apply, test, probe).",
+            "Time one provider call took, by operation (read, apply, test, probe)",
             Unit::Seconds,
             self.provider_request_duration.clone(),
         );
         registry.register(
             "source_fetches",
-            "Fetches of a source of desired state, by result (ok, unreachable, invalid).",
+            "Fetches of a source of desired state, by result (ok, unreachable, invalid)",
             self.source_fetches.clone(),
         );
         registry.register_with_unit(
             "source_last_good_revision_timestamp",
-            "Unix time at which a source last gave a revision that loaded without errors.",
+            "Unix time at which a source last gave a revision that loaded without errors",
             Unit::Seconds,
             self.source_last_good_revision.clone(),
         );
         registry.register_with_unit(
             "source_last_pass_timestamp",
-            "Unix time at which the last reconcile pass over a source finished.",
+            "Unix time at which the last reconcile pass over a source finished",
             Unit::Seconds,
             self.source_last_pass.clone(),
         );
         registry.register(
             "executions",
-            "Executions of a plan on a zone, by result (applied, failed, recovered, abandoned).",
+            "Executions of a plan on a zone, by result (applied, failed, recovered, abandoned)",
             self.executions.clone(),
         );
     }

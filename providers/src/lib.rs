@@ -173,6 +173,32 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn probe_write(&self, zone: &ZoneName) -> Result<(), ProviderError>;
 }
 
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn directories_of_manifests_in_a_revision_resolve_by_name() {
+        let root = Path::new("/srv/zones");
+        assert_eq!(
+            resolve_relative("acme/zone.yaml", "../zonefiles/acme", Some(root)),
+            PathBuf::from("/srv/zones/zonefiles/acme")
+        );
+        assert_eq!(
+            resolve_relative("zone.yaml", "./files", Some(root)),
+            PathBuf::from("/srv/zones/files")
+        );
+        assert_eq!(
+            resolve_relative("acme/zone.yaml", "/var/zones", Some(root)),
+            PathBuf::from("/var/zones")
+        );
+        assert_eq!(
+            resolve_relative("repo/acme/zone.yaml", "../zones", None),
+            PathBuf::from("repo/acme/../zones")
+        );
+    }
+}
+
 /// Refuses a plan the provider cannot carry out, before anything is written.
 pub fn check_capabilities(caps: &Capabilities, plan: &Plan) -> Result<(), ProviderError> {
     let mut problems = Vec::new();
@@ -216,14 +242,35 @@ pub fn resolve_relative(manifest_file: &str, dir: &str, files_root: Option<&Path
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    let manifest = match files_root {
-        Some(root) => root.join(manifest_file),
-        None => PathBuf::from(manifest_file),
-    };
-    manifest
-        .parent()
-        .map(|parent| parent.join(p))
-        .unwrap_or_else(|| p.to_path_buf())
+    match files_root {
+        // The manifest's directory does not exist on disk (it is a path in a
+        // git revision): resolve `..` by the names alone.
+        Some(root) => {
+            let manifest_dir = Path::new(manifest_file).parent().unwrap_or(Path::new(""));
+            lexical_join(root, &manifest_dir.join(p))
+        }
+        None => Path::new(manifest_file)
+            .parent()
+            .map(|parent| parent.join(p))
+            .unwrap_or_else(|| p.to_path_buf()),
+    }
+}
+
+/// `root` joined with a relative path whose `.` and `..` are resolved by name.
+fn lexical_join(root: &Path, relative: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = root.to_path_buf();
+    for part in relative.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// Builds the provider a connection describes, resolving its credentials.
