@@ -936,6 +936,15 @@ impl Reconciler {
                     .await?
                     .unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
                 let outcomes = outcomes_from_content(&execution.plan, &now);
+                if outcomes.iter().all(Result::is_err) {
+                    // Nothing reached the zone: as if the batch was refused.
+                    self.store
+                        .abandon_execution(tenant, id, request, &e.to_string())
+                        .await?;
+                    return Err(ZoneError::Other(format!(
+                        "{e}; the zone read back shows nothing of the batch applied: it is planned again on the next pass"
+                    )));
+                }
                 return self
                     .close(
                         tenant,
