@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The quickstart (README "Quickstart"): installs what a build needs when it is
 # missing, makes sure PostgreSQL runs, builds the `zentralink` binary, then
-# validates and plans the example zones repository in examples/.
+# tells the story of a zones repository with the built-in zone-file provider:
+# a local git repository is made from examples/, planned, reconciled (an
+# ungated change applied with its snapshots and history, a gated MX change
+# waiting as a named change request), snapshotted on demand, changed by a
+# second commit, and asked to roll back.
 #
-# The plan runs on a scratch copy in .zentralink/quickstart/ (git-ignored,
-# made afresh on every run), so nothing here ever changes examples/. This
-# script grows as the reconciler lands: apply, approval and snapshots will
-# run on the same scratch copy.
+# Everything happens in .zentralink/quickstart/ (git-ignored, made afresh on
+# every run) and in its own database, so nothing here ever changes examples/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -21,10 +23,6 @@ ensure_postgres
 ensure_database_url
 # The quickstart's own database and encryption key, kept between runs.
 admin_url=$DATABASE_URL
-if ! psql "$admin_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'zentralink_quickstart'" | grep -q 1; then
-    psql "$admin_url" -qc 'CREATE DATABASE zentralink_quickstart'
-    info "created database zentralink_quickstart"
-fi
 export DATABASE_URL=${admin_url%/*}/zentralink_quickstart
 
 section "Build (cargo build --release -p zentralink)"
@@ -40,31 +38,72 @@ fi
 PLATFORM_ENCRYPTION_KEY=$(cat .zentralink/quickstart.key)
 export PLATFORM_ENCRYPTION_KEY
 
-section "zentralink migrate"
+section "A zones repository in .zentralink/quickstart/repo (git)"
+rm -rf .zentralink/quickstart .zentralink/quickstart-state
+mkdir -p .zentralink/quickstart
+repo=.zentralink/quickstart/repo
+mkdir -p "$repo"
+cp -a examples/acme examples/globex examples/tenants "$repo"/
+# The zone files are the provider's storage, not part of the repository: they
+# sit next to the manifests (where `../zonefiles/...` points) but git ignores them.
+cp -a examples/zonefiles "$repo"/zonefiles
+printf 'zonefiles/\n' >"$repo"/.gitignore
+commit() {
+    git -C "$repo" -c user.name="$1" -c user.email="$2" -c commit.gpgsign=false commit -q -m "$3"
+}
+git -C "$repo" init -q -b main
+git -C "$repo" add -A
+commit "Carol Platform" carol@acme.example "Zones of acme and globex"
+info "committed $(git -C "$repo" ls-files | wc -l) manifests as main@$(git -C "$repo" rev-parse --short HEAD)"
+source_url="file://$(cd "$repo" && pwd)"
+zl_reconcile() {
+    "$zentralink" reconcile "$source_url" --zonefile-root "$repo" --state-dir .zentralink/quickstart-state "$@"
+}
+# A fresh database every run, so the story starts from the beginning.
+psql "$admin_url" -qc 'DROP DATABASE IF EXISTS zentralink_quickstart WITH (FORCE)'
+psql "$admin_url" -qc 'CREATE DATABASE zentralink_quickstart'
 "$zentralink" migrate
 
-section "Scratch copy of examples/ in .zentralink/quickstart/"
-rm -rf .zentralink/quickstart
-mkdir -p .zentralink/quickstart
-cp -a examples .zentralink/quickstart/examples
-info "copied examples/ to .zentralink/quickstart/examples"
+section "zentralink validate (the working tree)"
+"$zentralink" validate "$repo"
 
-section "zentralink validate .zentralink/quickstart/examples"
-"$zentralink" validate .zentralink/quickstart/examples
+section "zentralink plan (what a pull request shows; exit 3: some changes wait for approval)"
+set +e
+"$zentralink" plan "$repo" --exit-code
+plan_exit=$?
+set -e
+info "plan exit code: $plan_exit"
 
-section "zentralink plan .zentralink/quickstart/examples"
-"$zentralink" plan .zentralink/quickstart/examples
+section "zentralink reconcile $source_url (one pass)"
+# acme's connection is Live: its first pass runs the connection test and the
+# write probe, then the ungated www change executes; the MX change and the
+# ftp deletion wait in one change request. globex's connection is ReadOnly.
+zl_reconcile
 
-section "zentralink provider test .zentralink/quickstart/examples"
-# Read-only first: only the connection with mode Live and acknowledgeLiveWrites
-# gets the write probe; the results are stored with an audit event.
-"$zentralink" provider test .zentralink/quickstart/examples
+section "What happened: snapshots, history, status"
+"$zentralink" snapshot list acme.example.
+"$zentralink" history acme.example.
+"$zentralink" status
 
-section "zentralink import (adopting acme.example. as it is)"
-"$zentralink" import .zentralink/quickstart/examples --connection acme/files --zone acme.example. | head -n 20
-info "..."
+section "A second pass changes nothing (and writes nothing)"
+zl_reconcile
+
+section "An on-demand snapshot"
+snapshot=$("$zentralink" snapshot take acme.example. --reason "before the web move" | tee /dev/stderr | awk '{print $2}')
+
+section "A second commit: www moves (ungated, executes at once)"
+sed -i 's/values: \[192.0.2.10, 192.0.2.11\]/values: [192.0.2.10, 192.0.2.12]/' "$repo"/acme/acme.example.yaml
+git -C "$repo" add -A
+commit "Dave Web" dave@acme.example "Move www to .12"
+zl_reconcile
+"$zentralink" history acme.example. --name www --type A
+
+section "A rollback to the on-demand snapshot (a change request, gated by the policy's rollbacks rule)"
+"$zentralink" rollback acme.example. --to "$snapshot" --requester "Erin Oncall"
+zl_reconcile
+"$zentralink" snapshot diff "$snapshot"
 
 section "Done"
-info "The plan above is what ZentraLink would do to the example zones. Try:"
-info "  $zentralink plan .zentralink/quickstart/examples --format markdown"
-info "  $zentralink plan .zentralink/quickstart/examples --format json"
+info "Waiting for approval now: the gated MX change and the rollback (zentralink status)."
+info "Signed approvals come next (zentralink approve); see README \"How a zone is reconciled\"."
+info "Try: $zentralink plan $repo --format markdown"

@@ -17,8 +17,9 @@
 //! - a request whose digest no longer matches the plan is superseded (its
 //!   approvals do not carry over); an approved, current request executes;
 //! - a rollback request, while open, holds the zone: nothing else is
-//!   executed, so nothing supersedes it but a change on the provider; once it
-//!   executed, the zone stays at the snapshot until its declared content changes;
+//!   executed (other requests wait, untouched), so nothing supersedes it but a
+//!   change on the provider; once it executed, the zone stays at the snapshot
+//!   until its declared content changes, and the requests that waited are superseded;
 //! - a connection that may not write executes nothing and opens nothing.
 
 use std::collections::BTreeSet;
@@ -355,12 +356,15 @@ pub fn decide(z: &ZoneInputs<'_>) -> Decision {
             }
             Some(_) => changes.keep = current.map(|r| r.name.clone()),
             None => {
-                // The same plan under the same name, closed: it was decided already.
-                // (A request expired just now counts as closed.)
-                let closed = z.requests.iter().find(|r| {
-                    r.name == name && (!r.state.is_open() || changes.expire.contains(&r.name))
+                // The same plan was asked for before. Rejected or expired (just
+                // now, too): decided, not asked again. Superseded, applied or
+                // failed: asked again under the next free name.
+                let decided = z.requests.iter().find(|r| {
+                    r.digest == waiting.digest
+                        && (matches!(r.state, RequestState::Rejected | RequestState::Expired)
+                            || changes.expire.contains(&r.name))
                 });
-                if let Some(closed) = closed {
+                if let Some(closed) = decided {
                     let closed = RequestView {
                         state: if changes.expire.contains(&closed.name) {
                             RequestState::Expired
@@ -372,7 +376,7 @@ pub fn decide(z: &ZoneInputs<'_>) -> Decision {
                     return refuse_closed(z, &closed, declared, drift, changes, execute_plan);
                 }
                 changes.open = Some(NewRequest {
-                    name,
+                    name: free_name(&name, z.requests),
                     plan: waiting,
                     expires_at: expiry(z),
                 });
@@ -493,6 +497,18 @@ fn sub_plan(plan: &ClassifiedPlan, keep: impl Fn(&[GateReason]) -> bool) -> Clas
     }
 }
 
+/// `base`, or `base-2`, `base-3`, ... when requests of the zone hold it already.
+fn free_name(base: &str, requests: &[RequestView]) -> String {
+    let taken = |n: &str| requests.iter().any(|r| r.name == n);
+    if !taken(base) {
+        return base.to_owned();
+    }
+    (2u32..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| base.to_owned())
+}
+
 fn expiry(z: &ZoneInputs<'_>) -> Timestamp {
     let secs = i64::try_from(z.policy.expires_after_secs).unwrap_or(i64::MAX / 2);
     z.now
@@ -537,12 +553,9 @@ fn decide_rollback(
             reason: None,
         };
     };
-    // Other requests wait behind the rollback; they are superseded by it.
-    changes.supersede.extend(
-        open.iter()
-            .filter(|r| r.name != rollback.name)
-            .map(|r| r.name.clone()),
-    );
+    // Other open requests wait behind the rollback, untouched: if it is
+    // rejected they go on; once it executed, the hold supersedes them.
+    let _ = open;
     let now = rollback_plan(z.tenant, target, z.actual, z.policy);
     if now.digest != rollback.digest {
         changes.supersede.push(rollback.name.clone());
@@ -587,9 +600,8 @@ fn decide_rollback(
     }
 }
 
-/// The gated plan is exactly one that was decided already (rejected, expired,
-/// or applied and since undone on the provider): it is not asked again under
-/// the same name; the ungated operations still execute.
+/// The gated plan is exactly one that was decided already (rejected or
+/// expired): it is not asked again; the ungated operations still execute.
 fn refuse_closed(
     z: &ZoneInputs<'_>,
     closed: &RequestView,
@@ -608,7 +620,7 @@ fn refuse_closed(
             closed.name
         ),
         other => format!(
-            "change request {} for this exact plan is {other}; the zone on the provider went back to the state before it: see `zentralink history`",
+            "change request {} for this exact plan is {other}",
             closed.name
         ),
     };

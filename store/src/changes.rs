@@ -190,7 +190,19 @@ impl Store {
         .await?;
         match inserted {
             Some(id) => Ok(id),
-            None => Ok(self.change_request_by_name(tenant, r.name).await?.id),
+            None => {
+                // The name is taken: the same open request (asked twice) is fine,
+                // anything else is a conflict, never a silent reuse of an old request.
+                let existing = self.change_request_by_name(tenant, r.name).await?;
+                if existing.plan_digest == r.plan_digest && existing.state()?.is_open() {
+                    Ok(existing.id)
+                } else {
+                    Err(StoreError::Conflict(format!(
+                        "change request {} exists already ({}, digest {})",
+                        existing.name, existing.state, existing.plan_digest
+                    )))
+                }
+            }
         }
     }
 

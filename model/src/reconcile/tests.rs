@@ -381,6 +381,19 @@ fn a_rejected_plan_is_not_asked_again() {
     );
 }
 
+#[test]
+fn a_superseded_plan_asked_again_gets_the_next_name() {
+    let (mut z, name, digest) = pending_mx();
+    z.requests[0].state = RequestState::Superseded;
+    let d = z.clone().decide();
+    let r = opened(&d);
+    assert_eq!(r.plan.digest, digest);
+    assert_eq!(r.name, format!("{name}-2"));
+    // and again
+    z = z.request(&format!("{name}-2"), digest, RequestState::Applied);
+    assert_eq!(opened(&z.decide()).name, format!("{name}-3"));
+}
+
 // ------------------------------------------------------------ drift
 
 #[test]
