@@ -31,6 +31,7 @@ macro_rules! errln {
     }};
 }
 
+mod approve;
 mod git;
 mod ops;
 
@@ -93,6 +94,10 @@ enum Command {
         /// apply, 3 when some wait for approval.
         #[arg(long)]
         exit_code: bool,
+        /// Who asks for the change (the pull request's author, `Name <email>`
+        /// or an approver's name): never listed among those who may approve it.
+        #[arg(long)]
+        requester: Option<String>,
     },
     /// Check provider connections: the connection test and, for connections meant to write, the write probe.
     Provider {
@@ -146,6 +151,11 @@ enum Command {
     },
     /// Ask to roll a zone back to a snapshot: a change request, gated like any other.
     Rollback(ops::RollbackArgs),
+    /// Show a change request's plan, check its digest and sign a decision on it
+    /// (prints a signed Approval to apply or commit; --submit stores it).
+    Approve(approve::ApproveArgs),
+    /// Check the signatures of Approval documents (no store). Exit 0 when all are valid, 1 otherwise.
+    Verify(approve::VerifyArgs),
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -320,7 +330,8 @@ fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
             format,
             color,
             exit_code,
-        } => plan(&paths, format, color, exit_code, inputs),
+            requester,
+        } => plan(&paths, format, color, exit_code, requester, inputs),
         Command::Crds { out } => crds(out),
         Command::Migrate => runtime()?.block_on(migrate(inputs)),
         Command::Provider {
@@ -349,6 +360,19 @@ fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
         Command::History(args) => runtime()?.block_on(ops::history(&args, inputs)),
         Command::Snapshot { command } => runtime()?.block_on(ops::snapshot(&command, inputs)),
         Command::Rollback(args) => runtime()?.block_on(ops::rollback(&args, inputs)),
+        Command::Approve(args) => runtime()?.block_on(ops::approve(&args, inputs)),
+        Command::Verify(args) => {
+            let out = approve::verify(&args)?;
+            std::io::stdout()
+                .lock()
+                .write_all(out.text.as_bytes())
+                .context("cannot write to standard output")?;
+            Ok(if out.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
     }
 }
 
@@ -778,6 +802,7 @@ fn plan(
     format: Format,
     color: Color,
     exit_code: bool,
+    requester: Option<String>,
     inputs: &Inputs,
 ) -> anyhow::Result<ExitCode> {
     let (catalog, errors) = load_catalog(paths);
@@ -797,6 +822,7 @@ fn plan(
         &catalog,
         &sources,
         None,
+        requester.as_deref(),
         k8s_openapi::jiff::Timestamp::now(),
     ));
     let text = match format {

@@ -331,6 +331,78 @@ struct PendingStatus {
     reason: Option<String>,
     expires_at: String,
     approvals: usize,
+    /// Every signed decision judged so far, accepted or refused, and why.
+    judged: Vec<JudgedStatus>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JudgedStatus {
+    approver: String,
+    decision: String,
+    accepted: bool,
+    refusal: Option<String>,
+    verification: String,
+    judged_at: String,
+}
+
+/// A waiting request as `status` shows it: its approvals so far and every judgment.
+async fn pending_status(
+    store: &zentralink_store::Store,
+    r: &zentralink_store::changes::ChangeRequestRecord,
+) -> anyhow::Result<PendingStatus> {
+    let judged: Vec<JudgedStatus> = store
+        .approvals(r.tenant_id, r.id)
+        .await?
+        .into_iter()
+        .map(|a| JudgedStatus {
+            approver: a.approver,
+            decision: a.decision,
+            accepted: a.accepted,
+            refusal: a.refusal,
+            verification: a.verification,
+            judged_at: a.created_at.to_rfc3339(),
+        })
+        .collect();
+    Ok(PendingStatus {
+        name: r.name.clone(),
+        state: r.state.clone(),
+        digest: r.plan_digest.clone(),
+        requester: r.requester.clone(),
+        reason: r.reason.clone(),
+        expires_at: r.expires_at.to_rfc3339(),
+        approvals: judged.iter().filter(|j| j.accepted).count(),
+        judged,
+    })
+}
+
+fn print_pending(p: &PendingStatus, label: &str) -> anyhow::Result<()> {
+    outln!(
+        "    {label} {} ({}): {} approval(s) so far; requested by {}; expires {}{}",
+        p.name,
+        p.state,
+        p.approvals,
+        p.requester,
+        p.expires_at,
+        p.reason
+            .as_deref()
+            .map(|r| format!("; gated: {r}"))
+            .unwrap_or_default()
+    );
+    for j in &p.judged {
+        let verdict = match (&j.refusal, j.accepted) {
+            (_, true) => "accepted".to_owned(),
+            (Some(code), false) => format!("REFUSED ({code})"),
+            (None, false) => "REFUSED".to_owned(),
+        };
+        outln!(
+            "        {} by {} {verdict}: {}",
+            j.decision,
+            j.approver,
+            j.verification
+        );
+    }
+    Ok(())
 }
 
 /// Per zone: revision applied, last decision, plan size, waiting requests, drift, provider readiness.
@@ -355,22 +427,8 @@ pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCo
         };
         let state = states.get(&z.id);
         let mut pending = Vec::new();
-        for r in open.iter().filter(|r| r.zone_id == z.id) {
-            let approvals = store
-                .approvals(z.tenant_id, r.id)
-                .await?
-                .iter()
-                .filter(|a| a.accepted)
-                .count();
-            pending.push(PendingStatus {
-                name: r.name.clone(),
-                state: r.state.clone(),
-                digest: r.plan_digest.clone(),
-                requester: r.requester.clone(),
-                reason: r.reason.clone(),
-                expires_at: r.expires_at.to_rfc3339(),
-                approvals,
-            });
+        for r in open.iter().filter(|r| r.zone_id == Some(z.id)) {
+            pending.push(pending_status(&store, r).await?);
         }
         out.push(ZoneStatus {
             zone: z.zone_name.clone(),
@@ -395,7 +453,18 @@ pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCo
             pending,
         });
     }
+    // Configuration change requests (a tenant's Tenant, TenantPolicy or
+    // connections changed) belong to the tenant, not to a zone.
+    let mut config_requests = Vec::new();
+    for r in open.iter().filter(|r| r.kind == "config") {
+        let tenant = store.tenant(r.tenant_id).await?;
+        config_requests.push((tenant.slug, pending_status(&store, r).await?));
+    }
     if let OutputFormat::Json = args.format {
+        let config: Vec<serde_json::Value> = config_requests
+            .iter()
+            .map(|(tenant, p)| serde_json::json!({"tenant": tenant, "request": p}))
+            .collect();
         let sources: Vec<serde_json::Value> = sources
             .iter()
             .map(|s| {
@@ -412,7 +481,9 @@ pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCo
             .collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"sources": sources, "zones": out}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"sources": sources, "configRequests": config, "zones": out})
+            )?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -442,6 +513,10 @@ pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCo
                 s.last_revision.as_deref().unwrap_or("no revision read")
             );
         }
+    }
+    for (tenant, p) in &config_requests {
+        outln!("tenant {tenant}: its configuration waits for approval");
+        print_pending(p, "configuration change request")?;
     }
     for z in &out {
         outln!(
@@ -478,18 +553,7 @@ pub async fn status(args: &StatusArgs, inputs: &Inputs) -> anyhow::Result<ExitCo
             outln!("    plan: {} operation(s)", z.plan_changes);
         }
         for p in &z.pending {
-            outln!(
-                "    change request {} ({}): {} approval(s) so far; requested by {}; expires {}{}",
-                p.name,
-                p.state,
-                p.approvals,
-                p.requester,
-                p.expires_at,
-                p.reason
-                    .as_deref()
-                    .map(|r| format!("; gated: {r}"))
-                    .unwrap_or_default()
-            );
+            print_pending(p, "change request")?;
         }
         if !z.drift.is_empty() {
             outln!("    drift: {}", z.drift.join(", "));
@@ -845,9 +909,17 @@ pub struct RollbackArgs {
     /// Why (kept with the change request).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Who asks (default: the user running the command).
-    #[arg(long)]
+    /// Who asks (default: the user running the command). With --key, the
+    /// key's owner among the tenant's approvers asks, and cannot approve it.
+    #[arg(long, conflicts_with = "key")]
     pub requester: Option<String>,
+    /// Sign the request with your SSH key (namespace zentralink-request):
+    /// you are then its requester, known for certain.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The environment variable holding the key's passphrase.
+    #[arg(long, value_name = "NAME")]
+    pub passphrase_env: Option<String>,
 }
 
 /// Opens a rollback change request: its plan is the per-record diff from the
@@ -878,7 +950,12 @@ pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<Ex
     let target = store.snapshot_content(zone.tenant_id, snapshot).await?;
     let (actual, _) = read_live(&store, &zone, inputs).await?;
     let tenant = store.tenant(zone.tenant_id).await?;
-    let policy = zentralink_model::catalog::Policy::default();
+    // Gated and expiring as the tenant's policy in force says (the operator
+    // judges it by the same policy when it decides).
+    let policy = zentralink_operator::guard::policy_in_force(&store, zone.tenant_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .unwrap_or_default();
     let plan = rollback_plan(&tenant.slug, &target, &actual, &policy);
     if plan.plan.is_empty() {
         outln!(
@@ -889,11 +966,29 @@ pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     let name = format!("{}-rollback-{}", zone.name, plan.digest.short(12));
-    let requester = args.requester.clone().unwrap_or_else(|| {
-        std::env::var("USER")
-            .map(|u| format!("{u} (local)"))
-            .unwrap_or_else(|_| "local user".into())
-    });
+    let (requester, signature) = match &args.key {
+        Some(key) => {
+            let signed = sign_rollback(
+                &store,
+                &zone,
+                &tenant.slug,
+                &args.to,
+                &plan.digest,
+                key,
+                args.passphrase_env.as_deref(),
+            )
+            .await?;
+            (signed.0, Some(signed.1))
+        }
+        None => (
+            args.requester.clone().unwrap_or_else(|| {
+                std::env::var("USER")
+                    .map(|u| format!("{u} (local)"))
+                    .unwrap_or_else(|_| "local user".into())
+            }),
+            None,
+        ),
+    };
     let stored = serde_json::to_value(plan.plan.to_stored(None))?;
     let reason = args
         .reason
@@ -903,23 +998,27 @@ pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<Ex
         .create_change_request(
             zone.tenant_id,
             &NewChangeRequest {
-                zone: zone.id,
+                zone: Some(zone.id),
                 name: &name,
                 plan: stored,
                 plan_digest: &plan.digest.to_string(),
                 requester: &requester,
                 reason: Some(&reason),
                 rollback_to: Some(snapshot),
-                expires_at: chrono::Utc::now()
-                    + chrono::Duration::seconds(
-                        i64::try_from(zentralink_model::catalog::DEFAULT_EXPIRY_SECS)
-                            .unwrap_or(259_200),
-                    ),
+                expires_at: zentralink_operator::reconcile::expires(
+                    chrono::Utc::now(),
+                    policy.expires_after_secs,
+                ),
                 kind: RequestKind::Rollback,
                 revision: None,
             },
         )
         .await?;
+    if let Some(signature) = &signature {
+        store
+            .set_requester_signature(zone.tenant_id, id, signature)
+            .await?;
+    }
     store
         .audit(
             zentralink_store::audit::AuditEvent::new(
@@ -931,6 +1030,7 @@ pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<Ex
             .meta("zone", zone.zone_name.clone())
             .meta("requestId", id.to_string())
             .meta("rollbackTo", snapshot.to_string())
+            .meta("signedByRequester", signature.is_some())
             .meta("digest", plan.digest.to_string())
             .meta("operations", plan.plan.changes.len()),
         )
@@ -944,4 +1044,163 @@ pub async fn rollback(args: &RollbackArgs, inputs: &Inputs) -> anyhow::Result<Ex
     print_changes(&plan)?;
     outln!("it is gated like any change: the next reconcile pass executes it once it may");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `zentralink approve`: fetches the change request, its plan and the
+/// tenant's policy in force from the store, shows the plan, checks the
+/// digest, and signs (or prints the message to sign); `--submit` stores the
+/// signed Approval for the next pass to judge.
+pub async fn approve(
+    args: &crate::approve::ApproveArgs,
+    inputs: &Inputs,
+) -> anyhow::Result<ExitCode> {
+    use crate::approve::RequestPlan;
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let mut found = store.change_requests_named(&args.change_request).await?;
+    let record = match found.len() {
+        0 => anyhow::bail!(
+            "no change request {} (zentralink status lists the ones waiting)",
+            args.change_request
+        ),
+        1 => found.remove(0),
+        n => anyhow::bail!(
+            "{n} tenants have a change request named {}; it cannot be told which one is meant",
+            args.change_request
+        ),
+    };
+    let tenant = store.tenant(record.tenant_id).await?;
+    let (namespace, plan) = if record.kind == "config" {
+        let config: zentralink_model::config::StoredConfigPlan =
+            serde_json::from_value(record.plan.clone()).map_err(|e| {
+                anyhow::anyhow!("the stored plan of {} does not read: {e}", record.name)
+            })?;
+        (config.namespace.clone(), RequestPlan::Config(config))
+    } else {
+        let zone_id = record
+            .zone_id
+            .ok_or_else(|| anyhow::anyhow!("change request {} has no zone", record.name))?;
+        let zone = store.zone(record.tenant_id, zone_id).await?;
+        let stored: zentralink_model::plan::StoredPlan =
+            serde_json::from_value(record.plan.clone()).map_err(|e| {
+                anyhow::anyhow!("the stored plan of {} does not read: {e}", record.name)
+            })?;
+        (zone.namespace, RequestPlan::Zone(stored))
+    };
+    let facts = zentralink_operator::approvals::facts(&tenant.slug, &namespace, &record)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = zentralink_operator::guard::policy_in_force(&store, record.tenant_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "tenant {} has no configuration in force yet: its approvers are known after its first reconcile pass",
+                tenant.slug
+            )
+        })?;
+    let out = crate::approve::approve(
+        args,
+        &facts,
+        &plan,
+        &policy,
+        k8s_openapi::jiff::Timestamp::now(),
+        &|name| std::env::var(name).ok(),
+    )?;
+    errln!("{}", out.plan);
+    if args.submit {
+        let approval = out
+            .approval
+            .ok_or_else(|| anyhow::anyhow!("--submit needs a signature (not --print-message)"))?;
+        let fingerprint = zentralink_operator::approvals::document_fingerprint(
+            &zentralink_model::approval::ApprovalInput::from_spec(
+                &tenant.slug,
+                &namespace,
+                &approval.spec,
+            ),
+        );
+        let document = serde_json::to_value(&approval)?;
+        store
+            .submit_approval(record.tenant_id, record.id, &document, &fingerprint)
+            .await
+            .map_err(|e| match e {
+                zentralink_store::StoreError::Conflict(m) => anyhow::anyhow!("{m}"),
+                other => other.into(),
+            })?;
+        store
+            .audit(
+                zentralink_store::audit::AuditEvent::new(
+                    Some(record.tenant_id),
+                    zentralink_store::audit::Actor::Operator(approval.spec.approver.clone()),
+                    "approval.submitted",
+                )
+                .target("DnsChangeRequest", format!("{namespace}/{}", record.name))
+                .meta("document", fingerprint)
+                .meta("decision", format!("{:?}", approval.spec.decision)),
+            )
+            .await?;
+        outln!(
+            "submitted: the next reconcile pass judges the {} of {} on {}",
+            if approval.spec.decision == zentralink_model::resources::Decision::Reject {
+                "rejection"
+            } else {
+                "approval"
+            },
+            approval.spec.approver,
+            record.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(&out.stdout)
+        .context("cannot write to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs a rollback request with the requester's key: the key must belong to
+/// an approver of the tenant (in force), who becomes the requester.
+async fn sign_rollback(
+    store: &Store,
+    zone: &ZoneRecord,
+    tenant: &str,
+    snapshot: &str,
+    digest: &zentralink_model::digest::PlanDigest,
+    key: &std::path::Path,
+    passphrase_env: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    use zentralink_model::approval::{REQUEST_NAMESPACE, RequestMessage, sign, truncate_to_second};
+    let policy = zentralink_operator::guard::policy_in_force(store, zone.tenant_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no configuration in force yet"))?;
+    let file = crate::approve::KeyFile::read(key)?;
+    let owner = policy
+        .approvers
+        .iter()
+        .find(|a| {
+            a.public_keys.iter().any(|line| {
+                zentralink_model::catalog::parse_ssh_public_key(line)
+                    .is_ok_and(|k| k.key_data() == file.public.key_data())
+            })
+        })
+        .map(|a| a.name.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no approver of tenant {tenant} lists this key; the requester of a signed rollback is known by their key"
+            )
+        })?;
+    let message = RequestMessage::new(
+        tenant,
+        &zone.namespace,
+        &zone.name,
+        snapshot,
+        *digest,
+        &owner,
+        truncate_to_second(k8s_openapi::jiff::Timestamp::now()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let private = file.private_for_signing(key, passphrase_env, &|n| std::env::var(n).ok())?;
+    let signature = sign(REQUEST_NAMESPACE, &message.to_bytes(), &private)
+        .map_err(|e| anyhow::anyhow!("cannot sign with {}: {e}", key.display()))?;
+    Ok((owner, signature))
 }

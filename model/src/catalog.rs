@@ -30,6 +30,8 @@ pub struct TenantEntry {
     pub display_name: String,
     pub namespaces: Vec<String>,
     pub allowed_domains: Vec<ZoneName>,
+    /// The spec as declared (what the configuration in force keeps).
+    pub spec: TenantSpec,
     pub origin: Origin,
 }
 
@@ -77,6 +79,8 @@ pub struct PolicyEntry {
     pub namespace: String,
     pub name: String,
     pub policy: Policy,
+    /// The spec as declared (what the configuration in force keeps).
+    pub spec: TenantPolicySpec,
     pub origin: Origin,
 }
 
@@ -296,9 +300,10 @@ impl Builder {
             name.clone(),
             TenantEntry {
                 name,
-                display_name: spec.display_name,
-                namespaces: spec.namespaces,
+                display_name: spec.display_name.clone(),
+                namespaces: spec.namespaces.clone(),
                 allowed_domains: domains,
+                spec,
                 origin,
             },
         );
@@ -451,6 +456,7 @@ impl Builder {
                 namespace,
                 name,
                 policy,
+                spec,
                 origin,
             },
         );
@@ -810,6 +816,16 @@ impl Builder {
                 {
                     self.errors.push(origin.diagnostic("spec.planDigest", e));
                 }
+                if let Some(snapshot) = &cr.spec.rollback_to
+                    && uuid::Uuid::try_parse(snapshot).is_err()
+                {
+                    self.errors.push(origin.diagnostic(
+                        "spec.rollbackTo",
+                        format!(
+                            "{snapshot:?} is not a snapshot id (a UUID, as `zentralink snapshot list ZONE` prints it)"
+                        ),
+                    ));
+                }
                 for (i, c) in cr.spec.changes.iter().enumerate() {
                     if !matches!(c.op.as_str(), "create" | "update" | "delete") {
                         self.errors.push(origin.diagnostic(
@@ -874,6 +890,9 @@ impl Builder {
                         "spec.signature",
                         "an SSH signature (-----BEGIN SSH SIGNATURE-----) is required; make one with `zentralink approve`",
                     ));
+                }
+                if let Err(e) = crate::approval::parse_message_time(&a.spec.created_at) {
+                    self.errors.push(origin.diagnostic("spec.createdAt", e));
                 }
                 if self.errors.len() == before {
                     self.catalog.approvals.push(Referencing {

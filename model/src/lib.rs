@@ -2,9 +2,12 @@
 //! engine, the plan digest and policy gating. Pure: this crate does no I/O.
 
 pub mod adopt;
+pub mod approval;
 pub mod catalog;
+pub mod config;
 pub mod diagnostics;
 pub mod digest;
+pub mod dnssec;
 pub mod documents;
 pub mod liveness;
 pub mod name;

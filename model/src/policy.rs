@@ -1,4 +1,6 @@
-//! Policy gating: which operations of a plan need approval, and why. Pure.
+//! Policy gating: which operations of a plan need approval, and why.
+//! Changes to the record sets that carry a zone's DNSSEC chain of trust (DS,
+//! DNSKEY, CDS, CDNSKEY) always do, whatever the policy says. Pure.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -7,6 +9,7 @@ use hickory_proto::rr::RecordType;
 use serde::Serialize;
 
 use crate::digest::{PlanDigest, plan_digest};
+use crate::dnssec::is_trust_anchor_type;
 use crate::plan::{ChangeOp, Plan};
 use crate::record::type_name;
 
@@ -59,6 +62,10 @@ pub enum GateReason {
     BulkChange { changes: usize, threshold: u32 },
     /// The plan is a rollback to a snapshot.
     Rollback,
+    /// The record set carries the zone's DNSSEC chain of trust (DS, DNSKEY,
+    /// CDS, CDNSKEY): always gated, whatever the policy says.
+    #[serde(rename_all = "camelCase")]
+    Dnssec { record_type: String },
 }
 
 impl fmt::Display for GateReason {
@@ -73,6 +80,10 @@ impl fmt::Display for GateReason {
                 "the plan touches {changes} record sets, more than the bulk threshold of {threshold}"
             ),
             GateReason::Rollback => f.write_str("rollbacks need approval"),
+            GateReason::Dnssec { record_type } => write!(
+                f,
+                "{record_type} records always need approval: they decide whether the zone validates"
+            ),
         }
     }
 }
@@ -207,7 +218,13 @@ pub fn classify(
         .iter()
         .map(|c| {
             let mut r = Vec::new();
-            if policy.record_types.contains(&u16::from(c.key.rtype)) {
+            if is_trust_anchor_type(c.key.rtype) {
+                // Gated whatever the policy says; its own reason says why,
+                // so a policy listing the type adds nothing.
+                r.push(GateReason::Dnssec {
+                    record_type: type_name(c.key.rtype),
+                });
+            } else if policy.record_types.contains(&u16::from(c.key.rtype)) {
                 r.push(GateReason::RecordType {
                     record_type: type_name(c.key.rtype),
                 });
@@ -233,5 +250,135 @@ pub fn classify(
         plan,
         digest,
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::ZoneName;
+    use crate::plan::Change;
+    use crate::record::{RecordSet, RecordValue, RrKey, generic};
+
+    fn zone() -> ZoneName {
+        ZoneName::parse("acme.example.").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One value of each type, in a form its parser takes.
+    fn value(rtype: RecordType) -> RecordValue {
+        let sha256 = "ab".repeat(32);
+        let key = {
+            let mut wire = vec![0x01, 0x01, 3, 13];
+            wire.extend((0u8..64).map(|b| b.wrapping_mul(7)));
+            generic(&wire)
+        };
+        let text = match rtype {
+            RecordType::DS => format!("60485 13 2 {sha256}"),
+            RecordType::CDS => {
+                let mut wire = vec![0xec, 0x45, 13, 2];
+                wire.extend([0xab; 32]);
+                generic(&wire)
+            }
+            RecordType::DNSKEY | RecordType::CDNSKEY => key,
+            RecordType::A => "192.0.2.1".into(),
+            other => panic!("no test value for {other}"),
+        };
+        RecordValue::parse(rtype, &text, &zone()).unwrap_or_else(|e| panic!("{rtype}: {e}"))
+    }
+
+    fn change(op: ChangeOp, rtype: RecordType) -> Change {
+        let set = Some(RecordSet::new(3600, vec![value(rtype)]));
+        let name = zone().owner("shop").unwrap_or_else(|e| panic!("{e}"));
+        Change {
+            op,
+            key: RrKey::new(name, rtype),
+            before: (op != ChangeOp::Create).then(|| set.clone()).flatten(),
+            after: (op != ChangeOp::Delete).then_some(set).flatten(),
+        }
+    }
+
+    /// A policy that gates nothing at all.
+    fn gates_nothing() -> GatePolicy {
+        GatePolicy {
+            record_types: BTreeSet::new(),
+            deletions: false,
+            bulk_change_threshold: None,
+            rollbacks: false,
+        }
+    }
+
+    fn reasons_of(c: Change, policy: &GatePolicy) -> Vec<GateReason> {
+        let plan = Plan {
+            zone: zone(),
+            changes: vec![c],
+        };
+        let classified = classify("acme", plan, policy, PlanOrigin::Declared);
+        classified.reasons.into_iter().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn dnssec_record_sets_always_need_approval_whatever_the_policy() {
+        let listing_ds = GatePolicy {
+            record_types: [u16::from(RecordType::DS)].into_iter().collect(),
+            ..gates_nothing()
+        };
+        let policies = [
+            ("recordTypes: []", gates_nothing(), false),
+            ("default", GatePolicy::default(), true),
+            ("recordTypes: [DS]", listing_ds, false),
+        ];
+        for rtype in [
+            RecordType::DS,
+            RecordType::DNSKEY,
+            RecordType::CDS,
+            RecordType::CDNSKEY,
+        ] {
+            for op in [ChangeOp::Create, ChangeOp::Update, ChangeOp::Delete] {
+                for (name, policy, deletions) in &policies {
+                    let dnssec = GateReason::Dnssec {
+                        record_type: rtype.to_string(),
+                    };
+                    let mut expected = vec![dnssec];
+                    if *deletions && op == ChangeOp::Delete {
+                        expected.push(GateReason::Deletion);
+                    }
+                    assert_eq!(
+                        reasons_of(change(op, rtype), policy),
+                        expected,
+                        "{op} {rtype} under {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_types_follow_the_policy() {
+        assert!(reasons_of(change(ChangeOp::Create, RecordType::A), &gates_nothing()).is_empty());
+        let gating_a = GatePolicy {
+            record_types: [u16::from(RecordType::A)].into_iter().collect(),
+            ..gates_nothing()
+        };
+        assert_eq!(
+            reasons_of(change(ChangeOp::Update, RecordType::A), &gating_a),
+            vec![GateReason::RecordType {
+                record_type: "A".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn the_dnssec_reason_says_why() {
+        let reason = GateReason::Dnssec {
+            record_type: "DS".into(),
+        };
+        assert_eq!(
+            reason.to_string(),
+            "DS records always need approval: they decide whether the zone validates"
+        );
+        assert_eq!(
+            serde_json::to_value(&reason).unwrap_or_default(),
+            serde_json::json!({"reason": "dnssec", "recordType": "DS"})
+        );
     }
 }

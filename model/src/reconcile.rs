@@ -20,20 +20,30 @@
 //!   executed (other requests wait, untouched), so nothing supersedes it but a
 //!   change on the provider; once it executed, the zone stays at the snapshot
 //!   until its declared content changes, and the requests that waited are superseded;
-//! - a connection that may not write executes nothing and opens nothing.
+//! - a connection that may not write executes nothing and opens nothing;
+//! - a plan that creates, changes or removes the DS record set of a delegated
+//!   child zone ZentraLink manages is refused unless the child's current
+//!   DNSKEY set matches the new DS set ([`check_ds_change`]): nothing is
+//!   executed or requested for the zone, and its requests stay as they are
+//!   (pending ones past their expiry still expire). The declared plan is
+//!   checked first, before the connection's mode, so a read-only pass shows
+//!   the refusal too; a rollback's plan is checked before it executes or waits.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use hickory_proto::rr::RecordType;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::catalog::Policy;
 use crate::digest::{PlanDigest, change_request_name, plan_digest, zone_digest};
+use crate::dnssec::check_ds_change;
 use crate::liveness::LiveDecision;
+use crate::name::ZoneName;
 use crate::plan::{Change, Ownership, Plan, PlanScope, plan_zone};
 use crate::policy::{ClassifiedPlan, GateReason, PlanOrigin, classify};
-use crate::record::RrKey;
+use crate::record::{RecordSet, RrKey};
 use crate::resources::DriftMode;
 use crate::zone::ZoneContent;
 
@@ -153,6 +163,17 @@ pub struct LastApplied {
     pub held_for: Option<PlanDigest>,
 }
 
+/// A zone ZentraLink manages that is delegated below the zone being
+/// decided, with its DNSKEY set as observed. A plan touching the DS set at
+/// its apex name is checked against these keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildZone {
+    pub zone: ZoneName,
+    /// The child's apex DNSKEY set as its provider serves it; `None` when it
+    /// serves none (the child is not signed).
+    pub dnskeys: Option<RecordSet>,
+}
+
 /// Everything [`decide`] looks at for one zone.
 #[derive(Debug, Clone, Copy)]
 pub struct ZoneInputs<'a> {
@@ -173,6 +194,9 @@ pub struct ZoneInputs<'a> {
     /// Whether the connection may write, and why not.
     pub live: &'a LiveDecision,
     pub now: Timestamp,
+    /// The zones ZentraLink manages that are delegated below this one, with
+    /// their current DNSKEY sets (empty when there are none).
+    pub children: &'a [ChildZone],
 }
 
 // ---------------------------------------------------------------- decision
@@ -293,6 +317,19 @@ pub fn decide(z: &ZoneInputs<'_>) -> Decision {
 
     let declared = declared_plan(z);
     let drift = drift_of(z);
+
+    // A DS change that would break a delegated child's validation refuses
+    // the whole pass: nothing executes, nothing is asked for.
+    if let Err(reason) = check_delegations(z, &declared.plan) {
+        return Decision {
+            outcome: Outcome::Refused,
+            plan: declared,
+            execute: None,
+            requests: changes,
+            drift,
+            reason: Some(reason),
+        };
+    }
 
     if !z.live.live {
         return Decision {
@@ -415,6 +452,33 @@ pub fn decide(z: &ZoneInputs<'_>) -> Decision {
         requests: changes,
         drift,
         reason: None,
+    }
+}
+
+/// Checks every change of the plan to the DS set at the apex of a child
+/// zone listed in [`ZoneInputs::children`] against that child's DNSKEY set.
+fn check_delegations(z: &ZoneInputs<'_>, plan: &Plan) -> Result<(), String> {
+    let parent = &plan.zone;
+    let problems: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.key.rtype == RecordType::DS)
+        .filter_map(|c| {
+            let child = z.children.iter().find(|child| {
+                &child.zone != parent
+                    && parent.contains(child.zone.as_name())
+                    && RrKey::new(child.zone.as_name().clone(), RecordType::DS) == c.key
+            })?;
+            check_ds_change(&child.zone, child.dnskeys.as_ref(), c.after.as_ref()).err()
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{parent}: nothing is executed or requested: {}",
+            problems.join("; ")
+        ))
     }
 }
 
@@ -567,6 +631,19 @@ fn decide_rollback(
             drift,
             reason: Some(format!(
                 "rollback {} to snapshot {snapshot} is superseded: the zone changed since it was requested; request the rollback again to see the new plan",
+                rollback.name
+            )),
+        };
+    }
+    if let Err(reason) = check_delegations(z, &now.plan) {
+        return Decision {
+            outcome: Outcome::Refused,
+            plan: declared,
+            execute: None,
+            requests: changes,
+            drift,
+            reason: Some(format!(
+                "rollback {} to snapshot {snapshot} is refused: {reason}",
                 rollback.name
             )),
         };

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::catalog::ZoneEntry;
+use crate::catalog::{Policy, ZoneEntry};
 use crate::plan::ChangeOp;
 use crate::reconcile::{Decision, Outcome};
 use crate::record::{RecordSet, type_name};
@@ -50,10 +50,80 @@ pub struct ZoneReport {
     /// Why nothing executes (read-only connection, refused, rolled back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who must approve the gated operations, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalNeeded>,
     pub changes: Vec<ChangeReport>,
     /// Set when the zone could not be planned (provider unreachable, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What a change request needs before it executes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalNeeded {
+    pub change_request: String,
+    /// The digest approvers sign.
+    pub digest: String,
+    /// Why the operations are gated.
+    pub reasons: Vec<String>,
+    /// Distinct approvers needed.
+    pub min_approvals: u32,
+    /// Roles whose approvers count.
+    pub roles: Vec<String>,
+    /// The approvers who may sign (never the requester).
+    pub approvers: Vec<String>,
+    /// The command an approver runs.
+    pub command: String,
+}
+
+impl ApprovalNeeded {
+    /// What `plan` says a change request needs, under `policy`, when
+    /// `requester` asks for it (`None`: not known here).
+    pub fn of(
+        name: &str,
+        digest: &str,
+        reasons: Vec<String>,
+        policy: &Policy,
+        requester: Option<&str>,
+    ) -> Self {
+        let approvers = policy
+            .approvers
+            .iter()
+            .filter(|a| policy.approver_roles.contains(&a.role))
+            .filter(|a| requester.is_none_or(|r| !crate::approval::is_requester(a, r)))
+            .map(|a| a.name.clone())
+            .collect();
+        Self {
+            change_request: name.to_owned(),
+            digest: digest.to_owned(),
+            reasons,
+            min_approvals: policy.min_approvals.max(1),
+            roles: policy
+                .approver_roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            approvers,
+            command: format!("zentralink approve {name} --key ~/.ssh/id_ed25519"),
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "needs {} approval{} from {} ({}): {}",
+            self.min_approvals,
+            if self.min_approvals == 1 { "" } else { "s" },
+            self.roles.join(" or "),
+            if self.approvers.is_empty() {
+                "nobody may sign it: add approvers to the TenantPolicy".to_owned()
+            } else {
+                format!("may sign: {}", self.approvers.join(", "))
+            },
+            self.reasons.join("; ")
+        )
+    }
 }
 
 /// One operation.
@@ -80,8 +150,15 @@ fn state(set: Option<&RecordSet>) -> Option<RecordSetState> {
 }
 
 impl ZoneReport {
-    /// The report of a decision (`reconcile::decide`) about one zone.
-    pub fn new(entry: &ZoneEntry, decision: &Decision, live_requested: bool) -> Self {
+    /// The report of a decision (`reconcile::decide`) about one zone, with
+    /// who may approve what waits under `policy` (the requester excluded).
+    pub fn new(
+        entry: &ZoneEntry,
+        decision: &Decision,
+        live_requested: bool,
+        policy: &Policy,
+        requester: Option<&str>,
+    ) -> Self {
         let plan = &decision.plan;
         let changes = plan
             .plan
@@ -103,6 +180,22 @@ impl ZoneReport {
             Some(open) => (Some(open.name.clone()), Some(open.plan.digest.to_string())),
             None => (decision.requests.keep.clone(), None),
         };
+        let approval = decision.requests.open.as_ref().map(|open| {
+            let reasons: std::collections::BTreeSet<String> = open
+                .plan
+                .reasons
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect();
+            ApprovalNeeded::of(
+                &open.name,
+                &open.plan.digest.to_string(),
+                reasons.into_iter().collect(),
+                policy,
+                requester,
+            )
+        });
         Self {
             tenant: entry.tenant.clone(),
             namespace: entry.namespace.clone(),
@@ -117,6 +210,7 @@ impl ZoneReport {
             change_request_digest,
             executes_now: plan.reasons.iter().filter(|r| r.is_empty()).count(),
             message: decision.reason.clone(),
+            approval,
             changes,
             error: None,
         }
@@ -138,6 +232,7 @@ impl ZoneReport {
             change_request_digest: None,
             executes_now: 0,
             message: None,
+            approval: None,
             changes: Vec::new(),
             error: Some(error),
         }
@@ -260,6 +355,10 @@ pub fn render_text(report: &PlanReport, color: bool) -> String {
                 p.warn, p.reset
             );
         }
+        if let Some(a) = &z.approval {
+            let _ = writeln!(out, "  {}{}{}", p.warn, a.summary(), p.reset);
+            let _ = writeln!(out, "  {}sign with: {}{}", p.dim, a.command, p.reset);
+        }
         if let Some(m) = &z.message {
             let _ = writeln!(out, "  {}{m}{}", p.warn, p.reset);
         }
@@ -366,6 +465,16 @@ pub fn render_markdown(report: &PlanReport) -> String {
                 " (read-only connection: will not be executed)"
             }
         );
+        if let Some(a) = &z.approval {
+            let _ = writeln!(
+                out,
+                "**Waits for approval** as change request `{}` (digest `{}`): {}.\n\nApprovers sign with:\n\n```sh\n{}\n```\n",
+                a.change_request,
+                a.digest,
+                a.summary(),
+                a.command
+            );
+        }
         out.push_str("```diff\n");
         for c in &z.changes {
             let flag = if c.requires_approval {

@@ -646,6 +646,8 @@ pub struct ApprovalSpec {
     pub approver: String,
     /// `Approve` or `Reject`.
     pub decision: Decision,
+    /// When the approver signed (RFC 3339 UTC); bound by the signature
+    pub created_at: String,
     /// OpenSSH signature (`-----BEGIN SSH SIGNATURE-----`, namespace `zentralink-approval`) over the approval message.
     pub signature: String,
     /// An optional note from the approver (not signed).

@@ -279,10 +279,35 @@ fn every_error_is_reported_not_only_the_first() {
 fn references_from_change_requests_and_snapshots() {
     let s = "---\napiVersion: dns.zentralink.net/v1alpha1\nkind: DnsSnapshot\nmetadata: { name: snap, namespace: acme }\nspec: { zoneRef: nope }\n";
     one_error(s, "spec.zoneRef", "no valid DnsZone \"nope\"");
-    let a = "---\napiVersion: dns.zentralink.net/v1alpha1\nkind: Approval\nmetadata: { name: ok, namespace: acme }\nspec: { changeRequest: cr, planDigest: 'sha256:00', approver: alice, decision: Approve, signature: x }\n";
+    let a = "---\napiVersion: dns.zentralink.net/v1alpha1\nkind: Approval\nmetadata: { name: ok, namespace: acme }\nspec: { changeRequest: cr, planDigest: 'sha256:00', approver: alice, decision: Approve, signature: x, createdAt: yesterday }\n";
     let (_, errors) = build(&format!("{BASE}{a}"));
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, vec!["spec.planDigest", "spec.signature"], "{errors}");
+    assert_eq!(
+        paths,
+        vec!["spec.planDigest", "spec.signature", "spec.createdAt"],
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_committed_rollback_names_a_snapshot_id() {
+    let zone = zone("    - { name: a, type: A, values: [192.0.2.1] }\n");
+    let rollback = |to: &str| {
+        format!(
+            "---\napiVersion: dns.zentralink.net/v1alpha1\nkind: DnsChangeRequest\nmetadata: {{ name: back, namespace: acme }}\nspec: {{ zoneRef: acme, rollbackTo: '{to}' }}\n"
+        )
+    };
+    one_error(
+        &format!("{zone}{}", rollback("last-tuesday")),
+        "spec.rollbackTo",
+        "is not a snapshot id",
+    );
+    let (catalog, errors) = build(&format!(
+        "{BASE}{zone}{}",
+        rollback("6bcb470b-b65f-4469-9294-73e85c776cc7")
+    ));
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(catalog.change_requests.len(), 1);
 }
 
 #[test]

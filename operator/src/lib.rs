@@ -2,7 +2,9 @@
 //! and Kubernetes later) and the reconcile loop; the DNS providers live in
 //! `zentralink-providers`. Does I/O.
 
+pub mod approvals;
 pub mod daemon;
+pub mod guard;
 pub mod metrics;
 pub mod planner;
 pub mod reconcile;

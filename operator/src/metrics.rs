@@ -59,6 +59,12 @@ struct ConnectionOperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantResultLabels {
+    tenant: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
 }
@@ -103,6 +109,7 @@ struct Families {
     source_last_good_revision: Family<SourceLabels, Gauge>,
     source_last_pass: Family<SourceLabels, Gauge>,
     executions: Family<ZoneResultLabels, Counter>,
+    approvals_judged: Family<TenantResultLabels, Counter>,
 }
 
 impl Families {
@@ -169,6 +176,11 @@ impl Families {
             "Executions of a plan on a zone, by result (applied, failed, recovered, abandoned)",
             self.executions.clone(),
         );
+        registry.register(
+            "approvals_judged",
+            "Signed approvals judged, by tenant and result (accepted, or the refusal's code)",
+            self.approvals_judged.clone(),
+        );
     }
 }
 
@@ -194,6 +206,7 @@ impl Metrics {
             source_last_good_revision: Family::default(),
             source_last_pass: Family::default(),
             executions: Family::default(),
+            approvals_judged: Family::default(),
         };
         families.register_all();
         Self {
@@ -294,6 +307,17 @@ impl Metrics {
             .executions
             .get_or_create(&ZoneResultLabels {
                 zone: zone.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A signed approval of `tenant` was judged: `accepted`, or the refusal's code.
+    pub fn approval_judged(&self, tenant: &str, result: &str) {
+        self.inner
+            .approvals_judged
+            .get_or_create(&TenantResultLabels {
+                tenant: tenant.to_owned(),
                 result: result.to_owned(),
             })
             .inc();
@@ -462,6 +486,8 @@ mod tests {
         metrics.source_good_revision("zones-repo", 1_700_000_000);
         metrics.source_pass("zones-repo", 1_700_000_060);
         metrics.execution("acme.example.", "applied");
+        metrics.approval_judged("acme", "accepted");
+        metrics.approval_judged("acme", "UnknownKey");
         metrics
     }
 
@@ -490,6 +516,7 @@ mod tests {
             ),
             ("zentralink_source_last_pass_timestamp_seconds", "gauge"),
             ("zentralink_executions", "counter"),
+            ("zentralink_approvals_judged", "counter"),
         ];
         for (family, kind) in expected {
             assert_eq!(parsed.kind_of(family), Some(kind), "{family}");
@@ -582,6 +609,11 @@ mod tests {
         expect(
             "zentralink_executions_total",
             &[zone, ("result", "applied")],
+            1.0,
+        );
+        expect(
+            "zentralink_approvals_judged_total",
+            &[("tenant", "acme"), ("result", "UnknownKey")],
             1.0,
         );
     }

@@ -58,6 +58,7 @@ pub async fn plan_one(
         requests: &[],
         live: &live,
         now,
+        children: &[],
     }))
 }
 
@@ -67,6 +68,7 @@ pub async fn plan_all(
     catalog: &Catalog,
     sources: &CredentialSources<'_>,
     files_root: Option<&Path>,
+    requester: Option<&str>,
     now: Timestamp,
 ) -> PlanReport {
     let mut providers: BTreeMap<(String, String), Result<Arc<dyn Provider>, ProviderError>> =
@@ -89,7 +91,13 @@ pub async fn plan_all(
             Err(e) => Err(e.clone()),
         };
         report.zones.push(match result {
-            Ok(decision) => ZoneReport::new(zone, &decision, conn.live_requested()),
+            Ok(decision) => ZoneReport::new(
+                zone,
+                &decision,
+                conn.live_requested(),
+                &catalog.policy_for(&zone.tenant),
+                requester,
+            ),
             Err(e) => ZoneReport::failed(zone, e.to_string()),
         });
     }

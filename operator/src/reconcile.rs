@@ -154,6 +154,43 @@ enum ZoneError {
     Other(String),
 }
 
+/// What a zone's pass needs of its revision.
+struct Inputs<'a> {
+    revision: &'a str,
+    requester: &'a str,
+    snapshots: &'a [(String, Option<String>)],
+    /// Rollbacks committed as DnsChangeRequest documents with `rollbackTo`.
+    rollbacks: &'a [CommittedRollback],
+    approvals: &'a [zentralink_model::resources::ApprovalSpec],
+    /// Zones managed here that are delegated below this one: (zone, namespace, connection).
+    children: &'a [(ZoneName, String, String)],
+    connections: &'a BTreeMap<(String, String), Result<Connected, String>>,
+}
+
+/// When a request opened at `now` expires, `secs` later (capped far in the
+/// future rather than overflowing).
+pub fn expires(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A rollback asked for by committing a DnsChangeRequest with `rollbackTo`:
+/// opened once, under the document's name, with the commit's requester.
+#[derive(Debug, Clone)]
+struct CommittedRollback {
+    /// The document's `metadata.name`: the change request's name.
+    name: String,
+    /// `spec.rollbackTo`.
+    snapshot: String,
+    reason: Option<String>,
+    /// The commit's author (or, under `requireSignedCommits`, the owner of
+    /// the key that signed it); why not, when the commit cannot name one.
+    requester: Result<String, String>,
+}
+
 /// The reconciler: a store, credentials, a clock and options.
 #[derive(Clone)]
 pub struct Reconciler {
@@ -207,6 +244,18 @@ impl Reconciler {
         &self.store
     }
 
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_ref()
+    }
+
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     fn actor(&self) -> Actor {
         Actor::Operator(self.options.actor.clone())
     }
@@ -218,18 +267,72 @@ impl Reconciler {
 
     /// One pass over every zone of the revision.
     pub async fn pass(&self, revision: &Revision) -> PassReport {
-        let connections = self.connect_all(revision).await;
+        let effective = Arc::new(self.configuration(revision).await);
+        let connections = self.connect_all(revision, &effective.connections).await;
         let connections = Arc::new(connections);
         let bound = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut refused = Vec::new();
         for (i, zone) in revision.catalog.zones.iter().enumerate() {
+            if let Some(why) = effective
+                .refused
+                .get(&(zone.namespace.clone(), zone.name.clone()))
+            {
+                refused.push((i, refused_result(zone, why)));
+                continue;
+            }
             let this = self.clone();
             let zone = zone.clone();
             let connections = Arc::clone(&connections);
             let bound = Arc::clone(&bound);
-            let requester = revision.requester(&zone.namespace, &zone.name).to_owned();
+            let requester = effective
+                .requesters
+                .get(&(zone.namespace.clone(), zone.name.clone()))
+                .cloned()
+                .unwrap_or_else(|| revision.requester(&zone.namespace, &zone.name).to_owned());
             let revision_id = revision.id.clone();
-            let policy = revision.catalog.policy_for(&zone.tenant);
+            let policy = effective.policy_for(&zone.tenant);
+            let approvals: Vec<zentralink_model::resources::ApprovalSpec> = revision
+                .catalog
+                .approvals
+                .iter()
+                .filter(|a| a.namespace == zone.namespace)
+                .map(|a| a.spec.clone())
+                .collect();
+            let children: Vec<(ZoneName, String, String)> = revision
+                .catalog
+                .zones
+                .iter()
+                .filter(|c| c.zone != zone.zone && c.zone.is_within(&zone.zone))
+                .map(|c| (c.zone.clone(), c.namespace.clone(), c.connection.clone()))
+                .collect();
+            let rollbacks: Vec<CommittedRollback> = revision
+                .catalog
+                .change_requests
+                .iter()
+                .filter(|c| c.namespace == zone.namespace && c.spec.zone_ref == zone.name)
+                .filter_map(|c| {
+                    let snapshot = c.spec.rollback_to.clone()?;
+                    let requester = match revision.change_of(&c.origin.file.name) {
+                        Some(change) if policy.require_signed_commits => {
+                            crate::guard::signed_by(&policy, change)
+                                .map_err(|e| format!("the policy requires signed commits: {e}"))
+                        }
+                        Some(change) => Ok(change.author.clone()),
+                        None if policy.require_signed_commits => Err(
+                            "the policy requires signed commits, and this source has no commits"
+                                .to_owned(),
+                        ),
+                        None => Ok(revision.default_requester.clone()),
+                    };
+                    Some(CommittedRollback {
+                        name: c.name.clone(),
+                        snapshot,
+                        reason: c.spec.reason.clone(),
+                        requester,
+                    })
+                })
+                .collect();
             let snapshots: Vec<(String, Option<String>)> = revision
                 .catalog
                 .snapshots
@@ -245,16 +348,22 @@ impl Reconciler {
                         &zone,
                         &policy,
                         &connections,
-                        &revision_id,
-                        &requester,
-                        &snapshots,
+                        &Inputs {
+                            revision: &revision_id,
+                            requester: &requester,
+                            snapshots: &snapshots,
+                            rollbacks: &rollbacks,
+                            approvals: &approvals,
+                            children: &children,
+                            connections: &connections,
+                        },
                     )
                     .await;
                 tracing::debug!(zone = %zone.zone, elapsed = ?started.elapsed(), "zone reconciled");
                 (i, result)
             });
         }
-        let mut results: Vec<(usize, ZoneResult)> = Vec::new();
+        let mut results: Vec<(usize, ZoneResult)> = refused;
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(r) => results.push(r),
@@ -262,9 +371,47 @@ impl Reconciler {
             }
         }
         results.sort_by_key(|(i, _)| *i);
+        if self.options.execute {
+            self.warn_unknown_approvals(revision).await;
+        }
         PassReport {
             revision: revision.id.clone(),
             zones: results.into_iter().map(|(_, r)| r).collect(),
+        }
+    }
+
+    /// An Approval naming no change request of its tenant counts for
+    /// nothing; says so in the log (a typo, or a request of another tenant).
+    async fn warn_unknown_approvals(&self, revision: &Revision) {
+        for a in &revision.catalog.approvals {
+            let known = match self
+                .store
+                .change_requests_named(&a.spec.change_request)
+                .await
+            {
+                Ok(found) => {
+                    let tenant = self.store.tenant_by_slug(&a.tenant).await.ok();
+                    found
+                        .iter()
+                        .any(|r| tenant.as_ref().is_some_and(|t| t.id == r.tenant_id))
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot look up change request {}: {e}",
+                        a.spec.change_request
+                    );
+                    continue;
+                }
+            };
+            if !known {
+                tracing::warn!(
+                    approval = %format!("{}/{}", a.namespace, a.name),
+                    file = %a.origin.file.name,
+                    "the Approval names change request {:?}, which tenant {} does not have; it counts for nothing (zentralink status lists the waiting requests)",
+                    a.spec.change_request,
+                    a.tenant
+                );
+            }
         }
     }
 
@@ -273,10 +420,11 @@ impl Reconciler {
     async fn connect_all(
         &self,
         revision: &Revision,
+        connections: &BTreeMap<(String, String), ConnectionEntry>,
     ) -> BTreeMap<(String, String), Result<Connected, String>> {
         let sources = self.credentials.sources();
         let mut out = BTreeMap::new();
-        for (key, entry) in &revision.catalog.connections {
+        for (key, entry) in connections {
             let connected = self.connect_one(revision, entry, &sources).await;
             if let Err(e) = &connected {
                 tracing::warn!(connection = %format!("{}/{}", key.0, key.1), "{e}");
@@ -417,9 +565,7 @@ impl Reconciler {
         zone: &ZoneEntry,
         policy: &Policy,
         connections: &BTreeMap<(String, String), Result<Connected, String>>,
-        revision: &str,
-        requester: &str,
-        snapshots: &[(String, Option<String>)],
+        inputs: &Inputs<'_>,
     ) -> ZoneResult {
         let mut result = ZoneResult {
             tenant: zone.tenant.clone(),
@@ -450,15 +596,7 @@ impl Reconciler {
             }
         };
         if let Err(e) = self
-            .zone_inner(
-                zone,
-                policy,
-                conn,
-                revision,
-                requester,
-                snapshots,
-                &mut result,
-            )
+            .zone_inner(zone, policy, conn, inputs, &mut result)
             .await
         {
             tracing::warn!(zone = %zone.zone, "reconcile failed: {e}");
@@ -471,17 +609,16 @@ impl Reconciler {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn zone_inner(
         &self,
         zone: &ZoneEntry,
         policy: &Policy,
         conn: &Connected,
-        revision: &str,
-        requester: &str,
-        snapshots: &[(String, Option<String>)],
+        inputs: &Inputs<'_>,
         result: &mut ZoneResult,
     ) -> Result<(), ZoneError> {
+        let (revision, requester, snapshots) =
+            (inputs.revision, inputs.requester, inputs.snapshots);
         let provider = conn.provider.as_ref().map_err(Clone::clone)?;
         let tenant = conn.tenant;
         let zone_id = self
@@ -532,13 +669,32 @@ impl Reconciler {
             },
             None => None,
         };
-        let records = self.store.change_requests(tenant, zone_id).await?;
+        let mut records = self.store.change_requests(tenant, zone_id).await?;
+        let mut notes = Vec::new();
+        if self.options.execute
+            && conn.live.live
+            && self
+                .open_committed_rollbacks(
+                    tenant, zone, zone_id, policy, &actual, &records, inputs, &mut notes,
+                )
+                .await?
+        {
+            records = self.store.change_requests(tenant, zone_id).await?;
+        }
+        if self.options.execute
+            && self
+                .settle_approvals(tenant, zone, policy, &records, inputs.approvals)
+                .await?
+        {
+            records = self.store.change_requests(tenant, zone_id).await?;
+        }
         let records: Vec<ChangeRequestRecord> = records.into_iter().take(64).collect();
         let mut views = Vec::with_capacity(records.len());
         for r in &records {
             views.push(self.request_view(tenant, r).await?);
         }
         let (now, now_ts) = self.now();
+        let children = self.child_zones(zone, &actual, &views, inputs).await?;
 
         // ---- decide
         let decision = decide(&ZoneInputs {
@@ -553,11 +709,16 @@ impl Reconciler {
             requests: &views,
             live: &conn.live,
             now: now_ts,
+            children: &children,
         });
         result.outcome = Some(decision.outcome);
         result.planned = decision.plan.plan.changes.len();
         result.drift = decision.drift.iter().map(|c| c.key.to_string()).collect();
-        result.message = decision.reason.clone();
+        result.message = match (notes.is_empty(), &decision.reason) {
+            (true, reason) => reason.clone(),
+            (false, Some(reason)) => Some(format!("{}; {reason}", notes.join("; "))),
+            (false, None) => Some(notes.join("; ")),
+        };
         result.waiting_for = decision
             .requests
             .open
@@ -675,6 +836,246 @@ impl Reconciler {
         Ok(())
     }
 
+    /// The managed zones delegated below this one whose DS set this pass may
+    /// change, with their DNSKEY sets as their providers serve them. A child
+    /// whose DS set stays as it is is not read (a no-op pass reads one zone).
+    async fn child_zones(
+        &self,
+        zone: &ZoneEntry,
+        actual: &ZoneContent,
+        requests: &[RequestView],
+        inputs: &Inputs<'_>,
+    ) -> Result<Vec<zentralink_model::reconcile::ChildZone>, ZoneError> {
+        use hickory_proto::rr::RecordType;
+        let mut out = Vec::new();
+        for (child, namespace, connection) in inputs.children {
+            let ds = RrKey::new(child.as_name().clone(), RecordType::DS);
+            let touched = zone.desired.sets.get(&ds) != actual.sets.get(&ds)
+                || requests.iter().any(|r| match &r.kind {
+                    RequestKind::Rollback { target, .. } => {
+                        target.sets.get(&ds) != actual.sets.get(&ds)
+                    }
+                    RequestKind::Declared => false,
+                });
+            if !touched {
+                continue;
+            }
+            let Some(Ok(conn)) = inputs
+                .connections
+                .get(&(namespace.clone(), connection.clone()))
+            else {
+                return Err(ZoneError::Other(format!(
+                    "the DS set of {child} changes, and its zone's connection {namespace}/{connection} cannot be used to read its DNSKEYs"
+                )));
+            };
+            let provider = conn.provider.as_ref().map_err(Clone::clone)?;
+            let dnskeys = match provider.dnskeys(child).await? {
+                Some(set) => Some(set),
+                None => provider.read_zone(child).await?.and_then(|c| {
+                    c.sets
+                        .get(&RrKey::new(child.as_name().clone(), RecordType::DNSKEY))
+                        .cloned()
+                }),
+            };
+            out.push(zentralink_model::reconcile::ChildZone {
+                zone: child.clone(),
+                dnskeys,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Judges the approvals of the zone's pending requests; true when a
+    /// request changed state (approved or rejected).
+    async fn settle_approvals(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        policy: &Policy,
+        records: &[ChangeRequestRecord],
+        documents: &[zentralink_model::resources::ApprovalSpec],
+    ) -> Result<bool, ZoneError> {
+        use crate::approvals::{ApprovalSource, facts, settle};
+        use zentralink_model::approval::ApprovalInput;
+        let mut changed = false;
+        for r in records.iter().filter(|r| r.state == "Pending") {
+            let mut inputs: Vec<(ApprovalInput, ApprovalSource)> = documents
+                .iter()
+                .filter(|a| a.change_request == r.name)
+                .map(|a| {
+                    (
+                        ApprovalInput::from_spec(&zone.tenant, &zone.namespace, a),
+                        ApprovalSource::Revision,
+                    )
+                })
+                .collect();
+            for s in self.store.pending_submissions(tenant, r.id).await? {
+                match serde_json::from_value::<zentralink_model::resources::Approval>(
+                    s.document.clone(),
+                ) {
+                    Ok(doc) => inputs.push((
+                        ApprovalInput::from_spec(
+                            &zone.tenant,
+                            doc.metadata.namespace.as_deref().unwrap_or_default(),
+                            &doc.spec,
+                        ),
+                        ApprovalSource::Submitted(s.id),
+                    )),
+                    Err(e) => {
+                        tracing::warn!(request = %r.name, "a submitted approval does not read: {e}");
+                        self.store.mark_submission_judged(tenant, s.id).await?;
+                    }
+                }
+            }
+            if inputs.is_empty() {
+                continue;
+            }
+            let facts = facts(&zone.tenant, &zone.namespace, r).map_err(ZoneError::Other)?;
+            let settled = settle(
+                &self.store,
+                &self.options.actor,
+                tenant,
+                r,
+                &facts,
+                policy,
+                &inputs,
+                self.clock.now(),
+            )
+            .await?;
+            if let Some(m) = &self.metrics {
+                for result in &settled.judged {
+                    m.approval_judged(&zone.tenant, result);
+                }
+            }
+            changed |= settled.state != RequestState::Pending;
+        }
+        Ok(changed)
+    }
+
+    /// Opens the rollbacks committed as DnsChangeRequest documents that have
+    /// no change request yet (once: by the document's name), each with its
+    /// commit's requester, its plan the per-record diff from the live zone to
+    /// the snapshot. One that cannot be opened (an unknown snapshot, a
+    /// snapshot of another zone, an unsigned commit under
+    /// `requireSignedCommits`) is noted and logged, and opens nothing.
+    /// Returns whether any request was opened.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_committed_rollbacks(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        zone_id: ZoneId,
+        policy: &Policy,
+        actual: &ZoneContent,
+        records: &[ChangeRequestRecord],
+        inputs: &Inputs<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<bool, ZoneError> {
+        let target = format!("{}/{}", zone.namespace, zone.name);
+        let mut opened = false;
+        for doc in inputs.rollbacks {
+            if records.iter().any(|r| r.name == doc.name) {
+                continue;
+            }
+            let mut refuse = |why: String| {
+                let note = format!("DnsChangeRequest {}/{}: {why}", zone.namespace, doc.name);
+                tracing::warn!(zone = %zone.zone, "{note}");
+                notes.push(note);
+            };
+            let requester = match &doc.requester {
+                Ok(r) => r.clone(),
+                Err(e) => {
+                    refuse(format!("{e}; the rollback is not opened"));
+                    continue;
+                }
+            };
+            let Ok(snapshot) = doc.snapshot.parse::<SnapshotId>() else {
+                refuse(format!("{:?} is not a snapshot id", doc.snapshot));
+                continue;
+            };
+            let found = match self.store.snapshot(tenant, snapshot).await {
+                Ok(found) => found,
+                Err(StoreError::NotFound) => {
+                    refuse(format!(
+                        "snapshot {snapshot} is not a snapshot of {} (zentralink snapshot list {})",
+                        zone.zone, zone.zone
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if found.zone_id != zone_id {
+                refuse(format!(
+                    "snapshot {snapshot} is not a snapshot of {} (zentralink snapshot list {})",
+                    zone.zone, zone.zone
+                ));
+                continue;
+            }
+            let content = self.store.snapshot_content(tenant, snapshot).await?;
+            let plan =
+                zentralink_model::reconcile::rollback_plan(&zone.tenant, &content, actual, policy);
+            if plan.plan.is_empty() {
+                refuse(format!(
+                    "{} already holds the content of snapshot {snapshot}; nothing to roll back",
+                    zone.zone
+                ));
+                continue;
+            }
+            let (now, _) = self.now();
+            let expires_at = expires(now, policy.expires_after_secs);
+            let reason = doc
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("roll back to snapshot {snapshot}"));
+            let created = self
+                .store
+                .create_change_request(
+                    tenant,
+                    &NewChangeRequest {
+                        zone: Some(zone_id),
+                        name: &doc.name,
+                        plan: serde_json::to_value(plan.plan.to_stored(Some(&plan.reasons)))
+                            .map_err(|e| ZoneError::Other(e.to_string()))?,
+                        plan_digest: &plan.digest.to_string(),
+                        requester: &requester,
+                        reason: Some(&reason),
+                        rollback_to: Some(snapshot),
+                        expires_at,
+                        kind: StoredKind::Rollback,
+                        revision: Some(inputs.revision),
+                    },
+                )
+                .await;
+            let id = match created {
+                Ok(id) => id,
+                Err(StoreError::Conflict(m)) => {
+                    refuse(m);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.store
+                .audit(
+                    AuditEvent::new(Some(tenant), self.actor(), "change_request.opened")
+                        .target(
+                            "DnsChangeRequest",
+                            format!("{}/{}", zone.namespace, doc.name),
+                        )
+                        .meta("zone", target.clone())
+                        .meta("requestId", id.to_string())
+                        .meta("rollbackTo", snapshot.to_string())
+                        .meta("requester", requester.clone())
+                        .meta("revision", inputs.revision)
+                        .meta("digest", plan.digest.to_string())
+                        .meta("operations", plan.plan.changes.len()),
+                )
+                .await?;
+            tracing::info!(zone = %zone.zone, request = %doc.name, %snapshot, "committed rollback opened");
+            opened = true;
+        }
+        Ok(opened)
+    }
+
     /// A stored request as the decision sees it (a rollback with its snapshot's content).
     async fn request_view(
         &self,
@@ -788,7 +1189,7 @@ impl Reconciler {
                 .create_change_request(
                     tenant,
                     &NewChangeRequest {
-                        zone: zone_id,
+                        zone: Some(zone_id),
                         name: &open.name,
                         plan,
                         plan_digest: &open.plan.digest.to_string(),
@@ -1159,12 +1560,31 @@ impl Reconciler {
     }
 }
 
+/// A zone the configuration in force does not let through this pass.
+fn refused_result(zone: &ZoneEntry, why: &str) -> ZoneResult {
+    ZoneResult {
+        tenant: zone.tenant.clone(),
+        namespace: zone.namespace.clone(),
+        name: zone.name.clone(),
+        zone: zone.zone.to_string(),
+        outcome: Some(Outcome::Refused),
+        planned: 0,
+        executed: 0,
+        applied: 0,
+        waiting_for: None,
+        drift: Vec::new(),
+        message: Some(why.to_owned()),
+        error: None,
+        duration_ms: 0,
+    }
+}
+
 /// A connection's spec as the store keeps it, so commands given only the
 /// database can reach the provider again: credentials stay a reference (an
 /// environment variable's name, an `enc:v1:` envelope bound to this
 /// connection, a Secret's name), never a value; a zone-file directory is
 /// made absolute.
-fn stored_settings(
+pub(crate) fn stored_settings(
     entry: &ConnectionEntry,
     files_root: Option<&std::path::Path>,
 ) -> Result<serde_json::Value, String> {

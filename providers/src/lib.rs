@@ -1,7 +1,8 @@
 //! DNS providers behind one trait: list zones, read a zone, apply a batch of
 //! record-set operations with a per-operation outcome, test the connection,
-//! probe write permission; with their resilience (timeouts, retries, limits),
-//! credentials and the connection checks. Does I/O.
+//! probe write permission, read the DNSKEYs of a zone the provider signs;
+//! with their resilience (timeouts, retries, limits), credentials and the
+//! connection checks. Does I/O.
 
 pub mod cloudflare;
 pub mod credentials;
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use hickory_proto::rr::RecordType;
 use zentralink_model::catalog::ConnectionEntry;
 use zentralink_model::plan::{ApplyError, ChangeOp, Plan, apply_plan};
-use zentralink_model::record::{RrKey, type_name};
+use zentralink_model::record::{RecordSet, RrKey, type_name};
 use zentralink_model::resources::ProviderType;
 use zentralink_model::{ZoneContent, ZoneName};
 
@@ -171,6 +172,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn test_connection(&self) -> Result<(), ProviderError>;
     /// Creates and deletes a [`PROBE_LABEL`] TXT record in the zone.
     async fn probe_write(&self, zone: &ZoneName) -> Result<(), ProviderError>;
+    /// The zone's DNSKEY set as the provider serves it, when it signs the
+    /// zone itself; `None` when it does not know (it does not sign the zone,
+    /// or cannot say). A zone whose DNSKEYs are records of its content
+    /// (pre-signed, or a zone file) has them in [`Provider::read_zone`] instead.
+    async fn dnskeys(&self, zone: &ZoneName) -> Result<Option<RecordSet>, ProviderError> {
+        let _ = zone;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -5,17 +5,26 @@
 //! through the connection's [`Governor`]; redirects are never followed and
 //! answers are read up to [`Limits::max_response_bytes`]. An answer that is
 //! not the documented JSON is an error, never an empty zone: only HTTP 404
-//! (or the 422 older versions send) means a zone is absent. Does I/O (HTTP).
+//! (or the 422 older versions send) means a zone is absent. The DNSKEYs of a
+//! zone PowerDNS signs come from its cryptokeys, not from its records. Does
+//! I/O (HTTP).
 
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
 
 use async_trait::async_trait;
-use hickory_proto::rr::rdata::HTTPS;
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
+use hickory_proto::dnssec::{Algorithm, PublicKeyBuf};
 use hickory_proto::rr::rdata::svcb::{Alpn, IpHint, Mandatory, SVCB, SvcParamValue};
+use hickory_proto::rr::rdata::{A, AAAA, HTTPS};
 use hickory_proto::rr::{Name, RData, RecordType};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use zentralink_model::plan::Plan;
 use zentralink_model::record::{
     RecordSet, RecordValue, RrKey, is_server_generated, parse_record_type, type_name,
@@ -78,27 +87,32 @@ struct ZoneListEntry {
     name: String,
 }
 
-/// `GET /servers/{id}/zones/{zone}?rrsets=true`: `rrsets` is required (and
-/// must be a list, not `null`), so an answer without them is an error
-/// instead of an empty zone.
+/// One rrset of `GET /servers/{id}/zones/{zone}?rrsets=true`, its strings
+/// borrowed from the answer's bytes where they hold no escapes. Its TTL is
+/// checked where it matters: an rrset holding only comments has none to
+/// give. The zone object around the rrsets is read by [`ZoneAnswer`].
 #[derive(Deserialize)]
-struct ZoneJson {
-    rrsets: Vec<RrsetJson>,
-}
-
-/// One rrset. Its TTL is checked where it matters: an rrset holding only
-/// comments has none to give.
-#[derive(Deserialize)]
-struct RrsetJson {
-    name: String,
-    #[serde(rename = "type")]
-    rtype: String,
+struct RrsetJson<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    rtype: Cow<'a, str>,
     #[serde(default)]
     ttl: Option<u32>,
-    records: Vec<RecordJson>,
+    #[serde(borrow)]
+    records: Vec<RecordIn<'a>>,
 }
 
-#[derive(Deserialize, Serialize)]
+/// One record of an rrset read, borrowed like [`RrsetJson`].
+#[derive(Deserialize)]
+struct RecordIn<'a> {
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+    disabled: bool,
+}
+
+/// One record of an rrset written.
+#[derive(Serialize)]
 struct RecordJson {
     content: String,
     disabled: bool,
@@ -131,6 +145,22 @@ struct CreateZoneBody {
     kind: &'static str,
     nameservers: Vec<String>,
     rrsets: Vec<RrsetOut>,
+}
+
+/// One key of `GET /servers/{id}/zones/{zone}/cryptokeys`.
+#[derive(Deserialize)]
+struct CryptokeyJson {
+    /// Whether the key signs.
+    active: bool,
+    /// Whether its DNSKEY is served; absent before PowerDNS 4.3, when every key was.
+    #[serde(default = "published_by_default")]
+    published: bool,
+    /// The DNSKEY data, `flags protocol algorithm base64-key`.
+    dnskey: String,
+}
+
+fn published_by_default() -> bool {
+    true
 }
 
 /// `{"error": "..."}`, how PowerDNS explains a refusal.
@@ -531,12 +561,43 @@ impl Provider for PowerDnsProvider {
         let mut url = self.zone_url(zone);
         url.query_pairs_mut().append_pair("rrsets", "true");
         let what = format!("read zone {zone}");
-        let Some(answer) = self.get_json::<ZoneJson>(&what, url).await? else {
-            return Ok(None);
+        let started = Instant::now();
+        let body = match self
+            .call(&what, Idempotency::Idempotent, Method::GET, url, None)
+            .await?
+        {
+            Answer::NotFound => return Ok(None),
+            Answer::Body(body) => body,
         };
-        zone_content(zone, answer)
-            .map(Some)
-            .map_err(|e| ProviderError::InvalidAnswer(format!("{what}: {}", self.quote(&e))))
+        let answered = started.elapsed();
+        let content = match zone_content(zone, &body) {
+            Ok(content) => content,
+            Err(AnswerError::Json(e)) => {
+                return Err(ProviderError::InvalidAnswer(format!(
+                    "{what}: PowerDNS at {} sent a body that is not the expected JSON ({}): {}",
+                    self.server_url,
+                    self.quote(&e.to_string()),
+                    self.quote(&String::from_utf8_lossy(&body))
+                )));
+            }
+            Err(AnswerError::Content(e)) => {
+                return Err(ProviderError::InvalidAnswer(format!(
+                    "{what}: {}",
+                    self.quote(&e)
+                )));
+            }
+        };
+        let bytes = body.len();
+        drop(body);
+        tracing::debug!(
+            zone = %zone,
+            bytes,
+            sets = content.len(),
+            answer_ms = answered.as_millis(),
+            read_ms = (started.elapsed() - answered).as_millis(),
+            "PowerDNS zone read"
+        );
+        Ok(Some(content))
     }
 
     async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError> {
@@ -602,6 +663,19 @@ impl Provider for PowerDnsProvider {
                     ),
                 )
             })
+    }
+
+    /// The DNSKEYs of the zone's active, published cryptokeys: the keys a DS
+    /// may point at (an inactive key signs nothing). `None` when the zone
+    /// does not exist or PowerDNS does not sign it.
+    async fn dnskeys(&self, zone: &ZoneName) -> Result<Option<RecordSet>, ProviderError> {
+        let what = format!("read the DNSSEC keys of zone {zone}");
+        let url = self.url(&["zones", &zone_id(zone), "cryptokeys"]);
+        let Some(keys) = self.get_json::<Vec<CryptokeyJson>>(&what, url).await? else {
+            return Ok(None);
+        };
+        dnskey_set(&keys)
+            .map_err(|e| ProviderError::InvalidAnswer(format!("{what}: {}", self.quote(&e))))
     }
 }
 
@@ -729,6 +803,49 @@ fn svcb_text(svcb: &SVCB) -> String {
     out
 }
 
+/// The TTL given to a DNSKEY set read from cryptokeys. The API does not say
+/// which TTL PowerDNS serves them with; the set is compared by its keys only.
+pub const DNSKEY_TTL: u32 = 3600;
+
+/// The DNSKEY set of the active, published keys among `keys`; `None` when there is none.
+fn dnskey_set(keys: &[CryptokeyJson]) -> Result<Option<RecordSet>, String> {
+    let values = keys
+        .iter()
+        .filter(|k| k.active && k.published)
+        .map(|k| dnskey_value(&k.dnskey).map_err(|e| format!("DNSKEY {:?}: {e}", k.dnskey)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((!values.is_empty()).then(|| RecordSet::new(DNSKEY_TTL, values)))
+}
+
+/// A DNSKEY in presentation format (`257 3 13 <base64>`), built as
+/// hickory-proto's DNSKEY data.
+fn dnskey_value(text: &str) -> Result<RecordValue, String> {
+    fn number<T: std::str::FromStr>(field: Option<&str>, name: &str) -> Result<T, String> {
+        let field = field.ok_or_else(|| format!("no {name}"))?;
+        field
+            .parse()
+            .map_err(|_| format!("the {name} {field:?} is not a number in range"))
+    }
+    let mut fields = text.split_whitespace();
+    let flags: u16 = number(fields.next(), "flags")?;
+    let protocol: u8 = number(fields.next(), "protocol")?;
+    if protocol != 3 {
+        return Err(format!(
+            "the protocol is {protocol}, not 3 (RFC 4034 section 2.1.2)"
+        ));
+    }
+    let algorithm: u8 = number(fields.next(), "algorithm")?;
+    let key: String = fields.collect();
+    let key = data_encoding::BASE64
+        .decode(key.as_bytes())
+        .map_err(|e| format!("the public key is not base64: {e}"))?;
+    if key.is_empty() {
+        return Err("no public key".into());
+    }
+    let dnskey = DNSKEY::with_flags(flags, PublicKeyBuf::new(key, Algorithm::from_u8(algorithm)));
+    RecordValue::from_rdata(&RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)))
+}
+
 fn delete_rrset(key: &RrKey) -> RrsetOut {
     RrsetOut {
         name: key.name.to_ascii(),
@@ -739,52 +856,194 @@ fn delete_rrset(key: &RrKey) -> RrsetOut {
     }
 }
 
-/// Converts PowerDNS's rrsets to zone content. Values are parsed from their
-/// presentation format, which canonicalises them (a TXT `\;` becomes `;`).
-fn zone_content(zone: &ZoneName, answer: ZoneJson) -> Result<ZoneContent, String> {
-    let mut content = ZoneContent::new(zone.clone());
-    for rrset in answer.rrsets {
+/// Why a zone answer did not become zone content.
+#[derive(Debug)]
+enum AnswerError {
+    /// The body is not the documented JSON.
+    Json(serde_json::Error),
+    /// An rrset does not convert (a bad value, a name outside the zone, ...).
+    Content(String),
+}
+
+/// Reads PowerDNS's zone answer into zone content in one pass over the
+/// bytes: each rrset is converted as soon as it is parsed, so neither a
+/// copy of the body as text nor a list of parsed rrsets is held.
+fn zone_content(zone: &ZoneName, body: &[u8]) -> Result<ZoneContent, AnswerError> {
+    let mut builder = ContentBuilder::new(zone);
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let parsed = ZoneAnswer(&mut builder)
+        .deserialize(&mut json)
+        .and_then(|()| json.end());
+    match (parsed, builder.failure) {
+        (Ok(()), _) => Ok(builder.content),
+        (Err(_), Some(failure)) => Err(AnswerError::Content(failure)),
+        (Err(e), None) => Err(AnswerError::Json(e)),
+    }
+}
+
+/// Zone content built one rrset at a time.
+struct ContentBuilder<'z> {
+    zone: &'z ZoneName,
+    content: ZoneContent,
+    /// Why an rrset did not convert; parsing stops there.
+    failure: Option<String>,
+}
+
+impl<'z> ContentBuilder<'z> {
+    fn new(zone: &'z ZoneName) -> Self {
+        Self {
+            zone,
+            content: ZoneContent::new(zone.clone()),
+            failure: None,
+        }
+    }
+
+    /// Adds one rrset. Values are parsed from their presentation format,
+    /// which canonicalises them (a TXT `\;` becomes `;`).
+    fn add(&mut self, rrset: &RrsetJson<'_>) -> Result<(), String> {
         if rrset
             .rtype
             .parse::<RecordType>()
             .is_ok_and(is_server_generated)
         {
-            continue;
+            return Ok(());
         }
         // A disabled record is stored but not served: it is not part of the
         // zone's content, so a set of only disabled records is absent. Note
         // that writing such a set (REPLACE) drops its disabled records.
-        let enabled: Vec<&RecordJson> = rrset.records.iter().filter(|r| !r.disabled).collect();
-        if enabled.is_empty() {
-            continue;
+        if rrset.records.iter().all(|r| r.disabled) {
+            return Ok(());
         }
-        let what = format!("record set {} {}", rrset.name, rrset.rtype);
-        let rtype = parse_record_type(&rrset.rtype).map_err(|e| format!("{what}: {e}"))?;
-        let mut name =
-            Name::from_ascii(&rrset.name).map_err(|e| format!("{what}: bad owner name: {e}"))?;
+        let what = || format!("record set {} {}", rrset.name, rrset.rtype);
+        let rtype = parse_record_type(&rrset.rtype).map_err(|e| format!("{}: {e}", what()))?;
+        let mut name = Name::from_ascii(&*rrset.name)
+            .map_err(|e| format!("{}: bad owner name: {e}", what()))?;
         name.set_fqdn(true);
-        if !zone.contains(&name) {
-            return Err(format!("{what}: the name is outside the zone"));
+        if !self.zone.contains(&name) {
+            return Err(format!("{}: the name is outside the zone", what()));
         }
         let ttl = rrset
             .ttl
-            .ok_or_else(|| format!("{what}: the answer has no TTL"))?;
-        let values = enabled
-            .iter()
-            .map(|r| {
-                RecordValue::parse_existing(rtype, &r.content, zone)
-                    .map_err(|e| format!("{what}: value {:?}: {e}", r.content))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let key = RrKey::new(name, rtype);
-        let values = match content.sets.remove(&key) {
+            .ok_or_else(|| format!("{}: the answer has no TTL", what()))?;
+        let mut values = Vec::with_capacity(rrset.records.len());
+        for record in rrset.records.iter().filter(|r| !r.disabled) {
+            values.push(
+                record_value(rtype, &record.content, self.zone)
+                    .map_err(|e| format!("{}: value {:?}: {e}", what(), record.content))?,
+            );
+        }
+        match self.content.sets.entry(RrKey::new(name, rtype)) {
+            Entry::Vacant(slot) => {
+                slot.insert(RecordSet::new(ttl, values));
+            }
             // The same name in another case: one set.
-            Some(existing) => existing.values().iter().cloned().chain(values).collect(),
-            None => values,
-        };
-        content.sets.insert(key, RecordSet::new(ttl, values));
+            Entry::Occupied(mut slot) => {
+                let merged = slot.get().values().iter().cloned().chain(values).collect();
+                slot.insert(RecordSet::new(ttl, merged));
+            }
+        }
+        Ok(())
     }
-    Ok(content)
+}
+
+/// A value PowerDNS holds, as [`RecordValue::parse_existing`] reads it.
+/// Addresses, most of a large zone, skip the presentation parser: it reads
+/// them with the standard library's parsers, so the value is the same.
+fn record_value(rtype: RecordType, text: &str, zone: &ZoneName) -> Result<RecordValue, String> {
+    let address = match rtype {
+        RecordType::A => text.trim().parse::<Ipv4Addr>().ok().map(|a| RData::A(A(a))),
+        RecordType::AAAA => text
+            .trim()
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|a| RData::AAAA(AAAA(a))),
+        _ => None,
+    };
+    match address {
+        Some(rdata) => RecordValue::from_rdata(&rdata),
+        None => RecordValue::parse_existing(rtype, text, zone),
+    }
+}
+
+/// The zone object of a read: every field but `rrsets` is skipped, and
+/// `rrsets` is required (and must be a list, not `null`), so an answer
+/// without them is an error instead of an empty zone.
+struct ZoneAnswer<'b, 'z>(&'b mut ContentBuilder<'z>);
+
+/// The keys of the zone object that matter.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum ZoneField {
+    Rrsets,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for ZoneAnswer<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ZoneAnswer<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a PowerDNS zone with its rrsets")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let builder = self.0;
+        let mut seen = false;
+        while let Some(field) = map.next_key::<ZoneField>()? {
+            match field {
+                ZoneField::Rrsets if seen => return Err(de::Error::duplicate_field("rrsets")),
+                ZoneField::Rrsets => {
+                    map.next_value_seed(Rrsets(&mut *builder))?;
+                    seen = true;
+                }
+                ZoneField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if seen {
+            Ok(())
+        } else {
+            Err(de::Error::missing_field("rrsets"))
+        }
+    }
+}
+
+/// The `rrsets` list, each rrset converted as it is read.
+struct Rrsets<'b, 'z>(&'b mut ContentBuilder<'z>);
+
+impl<'de> DeserializeSeed<'de> for Rrsets<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Rrsets<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of rrsets")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while let Some(rrset) = seq.next_element::<RrsetJson<'de>>()? {
+            if let Err(failure) = self.0.add(&rrset) {
+                self.0.failure = Some(failure);
+                return Err(de::Error::custom("an rrset does not convert"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -864,44 +1123,52 @@ mod tests {
         assert_eq!(content(RecordType::MX, "10 mx1"), "10 mx1.acme.example.");
     }
 
-    fn rrset(name: &str, rtype: &str, records: &[(&str, bool)]) -> RrsetJson {
-        RrsetJson {
-            name: name.into(),
-            rtype: rtype.into(),
-            ttl: Some(300),
-            records: records
-                .iter()
-                .map(|(c, d)| RecordJson {
-                    content: (*c).into(),
-                    disabled: *d,
-                })
-                .collect(),
+    /// One rrset as PowerDNS sends it (keys in its order, with comments).
+    fn rrset(name: &str, rtype: &str, records: &[(&str, bool)]) -> serde_json::Value {
+        let records: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(c, d)| serde_json::json!({"content": c, "disabled": d}))
+            .collect();
+        serde_json::json!({"comments": [], "name": name, "records": records, "ttl": 300, "type": rtype})
+    }
+
+    /// A zone answer around the rrsets, with fields before and after them.
+    fn answer(rrsets: Vec<serde_json::Value>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "account": "", "dnssec": false, "id": "acme.example.", "kind": "Native",
+            "masters": [], "name": "acme.example.", "rrsets": rrsets, "serial": 1
+        }))
+        .unwrap_or_default()
+    }
+
+    fn content_error(z: &ZoneName, body: &[u8]) -> String {
+        match zone_content(z, body) {
+            Err(AnswerError::Content(e)) => e,
+            other => panic!("expected a content error, got {other:?}"),
         }
     }
 
     #[test]
     fn rrsets_become_canonical_content() {
         let z = zone("acme.example.");
-        let answer = ZoneJson {
-            rrsets: vec![
-                rrset("acme.example.", "ALIAS", &[("LB.example.net.", false)]),
-                rrset(
-                    "dkim.acme.example.",
-                    "TXT",
-                    &[("\"v=DKIM1\\; k=rsa\"", false)],
-                ),
-                rrset("off.acme.example.", "A", &[("192.0.2.1", true)]),
-                rrset(
-                    "mixed.acme.example.",
-                    "A",
-                    &[("192.0.2.1", true), ("192.0.2.2", false)],
-                ),
-                rrset("acme.example.", "RRSIG", &[("whatever", false)]),
-                rrset("WWW.acme.example.", "A", &[("192.0.2.3", false)]),
-                rrset("www.acme.example.", "A", &[("192.0.2.4", false)]),
-            ],
-        };
-        let content = zone_content(&z, answer).unwrap_or_else(|e| panic!("{e}"));
+        let body = answer(vec![
+            rrset("acme.example.", "ALIAS", &[("LB.example.net.", false)]),
+            rrset(
+                "dkim.acme.example.",
+                "TXT",
+                &[("\"v=DKIM1\\; k=rsa\"", false)],
+            ),
+            rrset("off.acme.example.", "A", &[("192.0.2.1", true)]),
+            rrset(
+                "mixed.acme.example.",
+                "A",
+                &[("192.0.2.1", true), ("192.0.2.2", false)],
+            ),
+            rrset("acme.example.", "RRSIG", &[("whatever", false)]),
+            rrset("WWW.acme.example.", "A", &[("192.0.2.3", false)]),
+            rrset("www.acme.example.", "A", &[("192.0.2.4", false)]),
+        ]);
+        let content = zone_content(&z, &body).unwrap_or_else(|e| panic!("{e:?}"));
         let stored: Vec<(String, String, Vec<String>)> = content
             .to_stored()
             .into_iter()
@@ -937,14 +1204,142 @@ mod tests {
     #[test]
     fn foreign_or_broken_rrsets_are_errors() {
         let z = zone("acme.example.");
-        let outside = ZoneJson {
-            rrsets: vec![rrset("other.example.", "A", &[("192.0.2.1", false)])],
+        let outside = answer(vec![rrset("other.example.", "A", &[("192.0.2.1", false)])]);
+        assert!(content_error(&z, &outside).contains("outside the zone"));
+        let bad = answer(vec![rrset("x.acme.example.", "A", &[("300.1.1.1", false)])]);
+        let error = content_error(&z, &bad);
+        assert!(error.contains("x.acme.example. A"), "{error}");
+        assert!(error.contains("\"300.1.1.1\""), "{error}");
+        let no_ttl = br#"{"rrsets": [{"name": "x.acme.example.", "type": "A", "records": [{"content": "192.0.2.1", "disabled": false}]}]}"#;
+        assert!(content_error(&z, no_ttl).contains("no TTL"));
+    }
+
+    #[test]
+    fn answers_of_another_shape_are_json_errors_not_empty_zones() {
+        let z = zone("acme.example.");
+        for body in [
+            &br#"{"name": "acme.example."}"#[..],
+            br#"{"rrsets": null}"#,
+            br#"{"rrsets": []} trailing"#,
+            br#"{"rrsets": [], "rrsets": []}"#,
+            br#"{"rrsets": [{"name": "x.acme.example.", "type": "A"}]}"#,
+            br#"[]"#,
+            b"<html>not json</html>",
+        ] {
+            assert!(
+                matches!(zone_content(&z, body), Err(AnswerError::Json(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let empty = zone_content(&z, br#"{"rrsets": [], "comments": {"x": [1, 2]}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn escaped_strings_are_read_like_plain_ones() {
+        let z = zone("acme.example.");
+        // \u0077 is "w": an escaped name cannot be borrowed from the body.
+        let body = br#"{"rrsets": [{"name": "\u0077ww.acme.example.", "type": "TXT", "ttl": 60,
+            "records": [{"content": "\"a \\\"quoted\\\" word\"", "disabled": false}]}]}"#;
+        let content = zone_content(&z, body).unwrap_or_else(|e| panic!("{e:?}"));
+        let stored = content.to_stored();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].name, "www.acme.example.");
+        assert_eq!(
+            stored[0].values,
+            vec!["\"a \\\"quoted\\\" word\"".to_owned()]
+        );
+    }
+
+    #[test]
+    fn addresses_read_on_the_short_path_equal_the_presentation_parser() {
+        let z = zone("acme.example.");
+        for (rtype, text) in [
+            (RecordType::A, "192.0.2.1"),
+            (RecordType::A, " 10.0.0.255 "),
+            (RecordType::A, "0.0.0.0"),
+            (RecordType::AAAA, "2001:db8::1"),
+            (RecordType::AAAA, "2001:DB8:0:0:0:0:0:1"),
+            (RecordType::AAAA, "::"),
+            (RecordType::AAAA, "::ffff:192.0.2.1"),
+            (RecordType::AAAA, "fe80::1:2:3:4"),
+        ] {
+            let short = record_value(rtype, text, &z).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let full = RecordValue::parse_existing(rtype, text, &z)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(short.wire(), full.wire(), "{text}");
+            assert_eq!(short.text(), full.text(), "{text}");
+        }
+        // What the standard library refuses goes to the presentation parser, and its error.
+        for (rtype, text) in [
+            (RecordType::A, "192.0.2.01"),
+            (RecordType::A, "192.0.2"),
+            (RecordType::AAAA, "2001:db8::1%eth0"),
+            (RecordType::AAAA, "192.0.2.1"),
+        ] {
+            assert_eq!(
+                record_value(rtype, text, &z).map(|v| v.text().to_owned()),
+                RecordValue::parse_existing(rtype, text, &z).map(|v| v.text().to_owned()),
+                "{text}"
+            );
+        }
+    }
+
+    /// RFC 4034 section 5.4's example key, `dskey.example.com.` (key tag 60485).
+    const RFC4034_KEY: &str = "AQOeiiR0GOMYkDshWoSKz9XzfwJr1AYtsmx3TGkJaNXVbfi/2pHm822aJ5iI9BMzNXxeYCmZDRD99WYwYqUSdjMmmAphXdvxegXd/M5+X7OrzKBaMbCVdFLUUh6DhweJBjEVv5f2wwjM9XzcnOf+EPbtG9DMBmADjFDc2w/rljwvFw==";
+
+    fn cryptokey(active: bool, published: Option<bool>, dnskey: &str) -> CryptokeyJson {
+        let mut json = serde_json::json!({
+            "type": "Cryptokey", "id": 1, "keytype": "csk", "active": active,
+            "dnskey": dnskey, "algorithm": "RSASHA1", "bits": 512,
+        });
+        if let Some(p) = published {
+            json["published"] = serde_json::json!(p);
+        }
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn cryptokeys_become_the_dnskey_set_of_the_active_published_keys() {
+        let key = format!("256 3 5 {RFC4034_KEY}");
+        let set = dnskey_set(&[
+            cryptokey(true, Some(true), &key),
+            cryptokey(false, Some(true), "257 3 13 AAAA"),
+            cryptokey(true, Some(false), "257 3 13 AAAB"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("one key is active and published"));
+        assert_eq!(set.values().len(), 1);
+        let Ok(RData::DNSSEC(DNSSECRData::DNSKEY(k))) =
+            set.values()[0].to_rdata(RecordType::DNSKEY)
+        else {
+            panic!("not DNSKEY data: {:?}", set.values()[0]);
         };
-        assert!(zone_content(&z, outside).is_err_and(|e| e.contains("outside the zone")));
-        let bad = ZoneJson {
-            rrsets: vec![rrset("x.acme.example.", "A", &[("300.1.1.1", false)])],
-        };
-        assert!(zone_content(&z, bad).is_err_and(|e| e.contains("x.acme.example. A")));
+        assert_eq!(k.flags(), 256);
+        assert_eq!(k.calculate_key_tag().ok(), Some(60485));
+        // Before PowerDNS 4.3 there was no `published`: every key was.
+        let old = dnskey_set(&[cryptokey(true, None, &key)]).unwrap_or_default();
+        assert_eq!(old, Some(set));
+        // An unsigned zone has no keys: PowerDNS does not sign it.
+        assert_eq!(dnskey_set(&[]), Ok(None));
+        assert_eq!(dnskey_set(&[cryptokey(false, Some(true), &key)]), Ok(None));
+    }
+
+    #[test]
+    fn malformed_dnskeys_are_errors() {
+        for (text, why) in [
+            ("257 3 13", "no public key"),
+            ("257 2 13 AAAA", "not 3"),
+            ("70000 3 13 AAAA", "flags"),
+            ("257 3 x AAAA", "algorithm"),
+            ("257 3 13 !!!", "base64"),
+            ("", "no flags"),
+        ] {
+            let error = dnskey_set(&[cryptokey(true, Some(true), text)]).unwrap_err();
+            assert!(error.contains(why), "{text:?}: {error}");
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum RequestKind {
     Declared,
     /// A rollback to a snapshot (`rollback_to`).
     Rollback,
+    /// A change to a tenant's Tenant, TenantPolicy or ProviderConnections.
+    Config,
 }
 
 impl RequestKind {
@@ -24,6 +26,7 @@ impl RequestKind {
         match self {
             RequestKind::Declared => "declared",
             RequestKind::Rollback => "rollback",
+            RequestKind::Config => "config",
         }
     }
 }
@@ -31,7 +34,8 @@ impl RequestKind {
 /// A change request to record.
 #[derive(Debug, Clone)]
 pub struct NewChangeRequest<'a> {
-    pub zone: ZoneId,
+    /// The zone (none for a configuration change request).
+    pub zone: Option<ZoneId>,
     pub name: &'a str,
     pub plan: serde_json::Value,
     pub plan_digest: &'a str,
@@ -48,7 +52,7 @@ pub struct NewChangeRequest<'a> {
 pub struct ChangeRequestRecord {
     pub id: ChangeRequestId,
     pub tenant_id: TenantId,
-    pub zone_id: ZoneId,
+    pub zone_id: Option<ZoneId>,
     pub name: String,
     pub plan: serde_json::Value,
     pub plan_digest: String,
@@ -63,6 +67,8 @@ pub struct ChangeRequestRecord {
     pub kind: String,
     pub revision: Option<String>,
     pub message: Option<String>,
+    /// A rollback asked from the command line: its requester's signature.
+    pub requester_signature: Option<String>,
 }
 
 impl ChangeRequestRecord {
@@ -72,7 +78,7 @@ impl ChangeRequestRecord {
     }
 }
 
-const CR_COLUMNS: &str = "id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, created_at, expires_at, decided_at, applied_at, kind, revision, message";
+const CR_COLUMNS: &str = "id, tenant_id, zone_id, name, plan, plan_digest, state, requester, reason, rollback_to, created_at, expires_at, decided_at, applied_at, kind, revision, message, requester_signature";
 
 /// An approval to record, after verification.
 #[derive(Debug, Clone)]
@@ -99,6 +105,8 @@ pub struct ApprovalRecord {
     pub accepted: bool,
     pub verification: String,
     pub created_at: DateTime<Utc>,
+    /// The refusal's code (`UnknownKey`, `DigestMismatch`, ...) when refused.
+    pub refusal: Option<String>,
 }
 
 /// The outcome of one executed record-set operation.
@@ -234,6 +242,20 @@ impl Store {
         .await?)
     }
 
+    /// Change requests of this name in any tenant (the CLI's way in, when
+    /// only the name is known; callers then work within the row's tenant).
+    pub async fn change_requests_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE name = $1 ORDER BY created_at"
+        )))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A zone's change requests, newest first.
     pub async fn change_requests(
         &self,
@@ -321,6 +343,50 @@ impl Store {
         .await?)
     }
 
+    /// A tenant's open configuration change requests.
+    pub async fn open_config_requests(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND kind = 'config'
+               AND state IN ('Pending','Approved','Executing') ORDER BY created_at, id"
+        )))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A tenant's configuration change requests, newest first.
+    pub async fn config_requests(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<ChangeRequestRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CR_COLUMNS} FROM dns_change_requests WHERE tenant_id = $1 AND kind = 'config'
+             ORDER BY created_at DESC, id LIMIT 64"
+        )))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records the requester's signature of a request (a rollback asked from the CLI).
+    pub async fn set_requester_signature(
+        &self,
+        tenant: TenantId,
+        request: ChangeRequestId,
+        signature: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE dns_change_requests SET requester_signature = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(request)
+            .bind(signature)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Every open request of every tenant, by zone (for a pass over many zones).
     pub async fn all_open_change_requests(&self) -> Result<Vec<ChangeRequestRecord>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -379,7 +445,7 @@ impl Store {
         request: ChangeRequestId,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, tenant_id, change_request_id, approver, decision, plan_digest, signature, accepted, verification, created_at
+            "SELECT id, tenant_id, change_request_id, approver, decision, plan_digest, signature, accepted, verification, created_at, refusal
              FROM approvals WHERE tenant_id = $1 AND change_request_id = $2 ORDER BY created_at, id",
         )
         .bind(tenant)

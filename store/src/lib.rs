@@ -6,6 +6,7 @@
 //! takes a [`TenantId`] and filters by it, so another tenant's row is
 //! "not found", never returned.
 
+pub mod approvals;
 pub mod audit;
 pub mod changes;
 pub mod connections;

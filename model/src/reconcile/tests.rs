@@ -51,6 +51,7 @@ struct Z {
     live: LiveDecision,
     drift: DriftMode,
     ownership: Ownership,
+    children: Vec<ChildZone>,
 }
 
 fn live() -> LiveDecision {
@@ -72,7 +73,18 @@ impl Z {
             live: live(),
             drift: DriftMode::Report,
             ownership: Ownership::Full,
+            children: Vec::new(),
         }
+    }
+
+    /// A managed zone delegated below this one, `label` under it, with these DNSKEYs.
+    fn child(mut self, label: &str, dnskeys: Option<RecordSet>) -> Self {
+        let name = zone_name().owner(label).unwrap_or_else(|e| panic!("{e}"));
+        self.children.push(ChildZone {
+            zone: ZoneName::parse(&name.to_ascii()).unwrap_or_else(|e| panic!("{e}")),
+            dnskeys,
+        });
+        self
     }
 
     /// Declared and on the provider alike.
@@ -141,6 +153,7 @@ impl Z {
             requests: &self.requests,
             live: &self.live,
             now: now(),
+            children: &self.children,
         })
     }
 }
@@ -560,6 +573,239 @@ fn after_a_rollback_the_zone_stays_until_its_declared_content_changes() {
     // a new declared content resumes reconciling
     let d = z.want("@", "MX", &["10 mx3"]).decide();
     assert_eq!(d.outcome, Outcome::AwaitingApproval);
+}
+
+// ------------------------------------------------------------ DS of delegated children
+
+mod delegation {
+    use hickory_proto::dnssec::rdata::{DNSKEY, DS};
+    use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, PublicKeyBuf};
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    use super::*;
+    use crate::record::generic;
+
+    /// The child `shop.acme.example.`'s key-signing key (algorithm 13; the
+    /// key bytes are made up: only digests and key tags are computed).
+    pub(super) fn ksk(seed: u8) -> DNSKEY {
+        let bytes = (0u8..64).map(|b| b.wrapping_mul(seed) ^ 0x5a).collect();
+        DNSKEY::with_flags(257, PublicKeyBuf::new(bytes, Algorithm::ECDSAP256SHA256))
+    }
+
+    pub(super) fn keys(of: &[&DNSKEY]) -> RecordSet {
+        let values = of
+            .iter()
+            .map(|k| {
+                let wire = k.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+                RecordValue::parse_existing(RecordType::DNSKEY, &generic(&wire), &zone_name())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        RecordSet::new(3600, values)
+    }
+
+    /// The DS of `key` at `shop.acme.example.`, as its signer prints it.
+    pub(super) fn ds_of(key: &DNSKEY) -> String {
+        let owner = zone_name().owner("shop").unwrap_or_else(|e| panic!("{e}"));
+        let digest = key
+            .to_digest(&owner, DigestType::SHA256)
+            .unwrap_or_else(|e| panic!("{e}"));
+        DS::new(
+            key.calculate_key_tag().unwrap_or_else(|e| panic!("{e}")),
+            key.public_key().algorithm(),
+            DigestType::SHA256,
+            digest.as_ref().to_vec(),
+        )
+        .to_string()
+    }
+}
+
+use delegation::{ds_of, keys, ksk};
+
+/// A parent zone delegating `shop` (managed, signed with `ksk(7)`), whose DS is `ds`.
+fn delegating(ds: &str) -> Z {
+    Z::new()
+        .both("shop", "NS", &["ns1.example.net."])
+        .want("shop", "DS", &[ds])
+        .child("shop", Some(keys(&[&ksk(7)])))
+}
+
+fn refused_for_dnssec(d: &Decision) -> String {
+    assert_eq!(d.outcome, Outcome::Refused, "{d:?}");
+    assert!(d.execute.is_none(), "nothing executes: {d:?}");
+    assert!(d.requests.open.is_none(), "nothing is requested: {d:?}");
+    assert!(d.requests.keep.is_none(), "{d:?}");
+    assert!(
+        d.requests.supersede.is_empty(),
+        "requests stay as they are: {d:?}"
+    );
+    d.reason.clone().unwrap_or_default()
+}
+
+#[test]
+fn the_ds_of_the_childs_current_key_waits_for_approval_then_executes() {
+    let z = delegating(&ds_of(&ksk(7)));
+    let d = z.clone().decide();
+    assert_eq!(d.outcome, Outcome::AwaitingApproval, "{d:?}");
+    let r = opened(&d).clone();
+    assert_eq!(
+        r.plan.reasons,
+        vec![vec![GateReason::Dnssec {
+            record_type: "DS".into()
+        }]]
+    );
+    let d = z
+        .request(&r.name, r.plan.digest, RequestState::Approved)
+        .decide();
+    assert_eq!(d.outcome, Outcome::ExecuteApproved, "{d:?}");
+    assert_eq!(
+        executed(&d),
+        vec![(ChangeOp::Create, "shop.acme.example. DS".into())]
+    );
+}
+
+#[test]
+fn a_ds_matching_no_key_of_the_child_is_refused_and_nothing_else_happens() {
+    let wrong = ds_of(&ksk(9));
+    // an ungated change beside it does not execute either
+    let d = delegating(&wrong).want("www", "A", &["192.0.2.1"]).decide();
+    let reason = refused_for_dnssec(&d);
+    assert!(reason.contains("shop.acme.example."), "{reason}");
+    assert!(reason.contains("bogus"), "{reason}");
+    assert!(
+        reason.contains("nothing is executed or requested"),
+        "{reason}"
+    );
+    assert_eq!(d.plan.plan.changes.len(), 2, "the plan is still shown");
+}
+
+#[test]
+fn a_ds_with_a_wrong_digest_is_refused() {
+    let right = ds_of(&ksk(7));
+    // the same key tag, algorithm and digest type; the digest's last byte changed
+    let wrong = format!("{}00", &right[..right.len() - 2]);
+    assert_ne!(wrong, right);
+    let reason = refused_for_dnssec(&delegating(&wrong).decide());
+    assert!(reason.contains("SHA-256 digest of that key"), "{reason}");
+}
+
+#[test]
+fn an_approved_request_for_a_ds_no_longer_matching_does_not_execute() {
+    // approved while the child had ksk(9); the child rolled to ksk(7) since
+    let ds = ds_of(&ksk(9));
+    let base = Z::new()
+        .both("shop", "NS", &["ns1.example.net."])
+        .want("shop", "DS", &[&ds]);
+    let r = opened(&base.clone().decide()).clone();
+    let d = base
+        .request(&r.name, r.plan.digest, RequestState::Approved)
+        .child("shop", Some(keys(&[&ksk(7)])))
+        .decide();
+    refused_for_dnssec(&d);
+}
+
+#[test]
+fn removing_the_ds_of_a_signed_child_is_refused() {
+    let z =
+        Z::new()
+            .both("shop", "NS", &["ns1.example.net."])
+            .have("shop", "DS", &[&ds_of(&ksk(7))]);
+    let d = z.clone().child("shop", Some(keys(&[&ksk(7)]))).decide();
+    let reason = refused_for_dnssec(&d);
+    assert!(reason.contains("cannot be removed"), "{reason}");
+    // once the child is unsigned, the removal waits for approval like any
+    let d = z.child("shop", None).decide();
+    assert_eq!(d.outcome, Outcome::AwaitingApproval, "{d:?}");
+    assert_eq!(opened(&d).plan.plan.changes[0].op, ChangeOp::Delete);
+}
+
+#[test]
+fn changing_a_ds_set_is_checked_against_the_new_set() {
+    let old = ds_of(&ksk(9));
+    let new = ds_of(&ksk(7));
+    let d = delegating(&new).have("shop", "DS", &[&old]).decide();
+    assert_eq!(d.outcome, Outcome::AwaitingApproval, "{d:?}");
+    let d = delegating(&old).have("shop", "DS", &[&new]).decide();
+    refused_for_dnssec(&d);
+}
+
+#[test]
+fn a_ds_below_no_managed_child_is_only_gated() {
+    let d = Z::new()
+        .want("other", "DS", &[&ds_of(&ksk(9))])
+        .child("shop", Some(keys(&[&ksk(7)])))
+        .decide();
+    assert_eq!(d.outcome, Outcome::AwaitingApproval, "{d:?}");
+    // and without children listed nothing is checked
+    let mut z = delegating(&ds_of(&ksk(9)));
+    z.children.clear();
+    assert_eq!(z.decide().outcome, Outcome::AwaitingApproval);
+}
+
+#[test]
+fn a_refusal_leaves_waiting_requests_alone_and_still_expires_old_ones() {
+    let (mut z, name, _) = pending_mx();
+    z.requests.push(RequestView {
+        name: "old".into(),
+        digest: plan_digest(
+            "acme",
+            &Plan {
+                zone: zone_name(),
+                changes: Vec::new(),
+            },
+        ),
+        state: RequestState::Pending,
+        kind: RequestKind::Declared,
+        expires_at: now(),
+    });
+    let z = z
+        .both("shop", "NS", &["ns1.example.net."])
+        .want("shop", "DS", &[&ds_of(&ksk(9))])
+        .child("shop", Some(keys(&[&ksk(7)])));
+    let d = z.decide();
+    refused_for_dnssec(&d);
+    assert_eq!(d.requests.expire, vec!["old".to_owned()]);
+    assert!(!d.requests.expire.contains(&name));
+}
+
+#[test]
+fn a_read_only_connection_shows_the_refusal() {
+    let d = delegating(&ds_of(&ksk(9))).read_only().decide();
+    let reason = refused_for_dnssec(&d);
+    assert!(reason.contains("bogus"), "{reason}");
+}
+
+#[test]
+fn a_rollback_restoring_a_stale_ds_is_refused() {
+    // the snapshot held the DS of ksk(9); the child has rolled to ksk(7)
+    let stale = ds_of(&ksk(9));
+    let current = ds_of(&ksk(7));
+    let z = Z::new()
+        .both("shop", "NS", &["ns1.example.net."])
+        .both("shop", "DS", &[&current])
+        .child("shop", Some(keys(&[&ksk(7)])));
+    let mut target = z.actual.clone();
+    target.sets.insert(key("shop", "DS"), set("DS", &[&stale]));
+    let plan = rollback_plan("acme", &target, &z.actual, &z.policy);
+    let mut z = z;
+    z.requests.push(RequestView {
+        name: "acme-example-rollback".into(),
+        digest: plan.digest,
+        state: RequestState::Approved,
+        kind: RequestKind::Rollback {
+            snapshot: "snap-1".into(),
+            target,
+        },
+        expires_at: now()
+            .checked_add(SignedDuration::from_hours(1))
+            .unwrap_or(Timestamp::MAX),
+    });
+    let d = z.decide();
+    let reason = refused_for_dnssec(&d);
+    assert!(
+        reason.starts_with("rollback acme-example-rollback"),
+        "{reason}"
+    );
 }
 
 // ------------------------------------------------------------ request states

@@ -264,6 +264,7 @@ impl super::Source for DirectorySource {
             requesters: std::collections::BTreeMap::new(),
             default_requester: self.requester.clone(),
             files_root: None,
+            changes: std::collections::BTreeMap::new(),
         })
     }
 }

@@ -709,19 +709,18 @@ impl Inner {
                 errors,
             });
         }
-        let zone_files: BTreeSet<String> = catalog
-            .zones
-            .iter()
-            .map(|zone| zone.origin.file.name.clone())
-            .collect();
-        let authors = last_authors(repo, &commit, zone_files)
-            .map_err(|e| git_error("reading the history", e))?;
+        let files = manifest_files(&catalog);
+        let last =
+            last_changes(repo, &commit, files).map_err(|e| git_error("reading the history", e))?;
         let requesters = catalog
             .zones
             .iter()
             .filter_map(|zone| {
-                let author = authors.get(&zone.origin.file.name)?;
-                Some(((zone.namespace.clone(), zone.name.clone()), author.clone()))
+                let change = last.get(&zone.origin.file.name)?;
+                Some((
+                    (zone.namespace.clone(), zone.name.clone()),
+                    change.author.clone(),
+                ))
             })
             .collect();
         let revision = Revision {
@@ -730,6 +729,7 @@ impl Inner {
             requesters,
             default_requester: info.author.identity(),
             files_root: self.options.files_root.clone(),
+            changes: last,
         };
         Ok((revision, info))
     }
@@ -1186,11 +1186,73 @@ fn read_manifest(repo: &Repository, file: &ManifestBlob) -> Result<Arc<SourceFil
 
 /// For each path (all present in `head`'s tree), `Name <email>` of the author
 /// of the commit that last changed it: the rule of [`GitSource`].
+/// Every file an object of the catalog was read from.
+fn manifest_files(catalog: &Catalog) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    files.extend(catalog.tenants.values().map(|o| o.origin.file.name.clone()));
+    files.extend(
+        catalog
+            .policies
+            .values()
+            .map(|o| o.origin.file.name.clone()),
+    );
+    files.extend(
+        catalog
+            .connections
+            .values()
+            .map(|o| o.origin.file.name.clone()),
+    );
+    files.extend(catalog.zones.iter().map(|o| o.origin.file.name.clone()));
+    files.extend(
+        catalog
+            .change_requests
+            .iter()
+            .map(|o| o.origin.file.name.clone()),
+    );
+    files.extend(catalog.approvals.iter().map(|o| o.origin.file.name.clone()));
+    files.extend(catalog.snapshots.iter().map(|o| o.origin.file.name.clone()));
+    files
+}
+
+/// For each path, the commit that last changed it: its author, id and signature.
+fn last_changes(
+    repo: &Repository,
+    head: &Commit<'_>,
+    paths: BTreeSet<String>,
+) -> Result<BTreeMap<String, crate::source::FileChange>, git2::Error> {
+    let commits = last_authors(repo, head, paths)?;
+    let mut infos: HashMap<Oid, crate::source::FileChange> = HashMap::new();
+    let mut out = BTreeMap::new();
+    for (path, id) in commits {
+        let change = match infos.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let commit = repo.find_commit(id)?;
+                let info = commit_info(repo, &commit);
+                e.insert(crate::source::FileChange {
+                    author: info.author.identity(),
+                    commit: info.id.clone(),
+                    signature: info.signature.map(|s| {
+                        (
+                            String::from_utf8_lossy(&s.signature).into_owned(),
+                            s.signed_data,
+                        )
+                    }),
+                })
+                .clone()
+            }
+        };
+        out.insert(path, change);
+    }
+    Ok(out)
+}
+
+/// For each path, the id of the commit that last changed it.
 fn last_authors(
     repo: &Repository,
     head: &Commit<'_>,
     paths: BTreeSet<String>,
-) -> Result<BTreeMap<String, String>, git2::Error> {
+) -> Result<BTreeMap<String, Oid>, git2::Error> {
     let mut authors = BTreeMap::new();
     if paths.is_empty() {
         return Ok(authors);
@@ -1222,9 +1284,8 @@ fn last_authors(
             slot.extend(same);
         }
         if !paths.is_empty() {
-            let author = GitPerson::from_git(&commit.author()).identity();
             for path in paths {
-                authors.insert(path, author.clone());
+                authors.insert(path, commit.id());
             }
         }
     }

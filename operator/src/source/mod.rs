@@ -26,9 +26,28 @@ pub struct Revision {
     /// Where relative zone-file directories resolve: `None` when manifest
     /// names are real paths (directory source), else the root they are relative to.
     pub files_root: Option<PathBuf>,
+    /// For every manifest file (by its name as in the catalog's origins), the
+    /// commit that last changed it (git sources; empty for a directory).
+    pub changes: BTreeMap<String, FileChange>,
+}
+
+/// The commit that last changed a manifest file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// `Name <email>` of the author.
+    pub author: String,
+    /// The commit id (40 hex digits).
+    pub commit: String,
+    /// The commit's SSH or OpenPGP signature and the bytes it signs, when signed.
+    pub signature: Option<(String, Vec<u8>)>,
 }
 
 impl Revision {
+    /// The commit that last changed the file an object was read from.
+    pub fn change_of(&self, file: &str) -> Option<&FileChange> {
+        self.changes.get(file)
+    }
+
     /// Who asked for the zone `namespace/name` as declared now.
     pub fn requester(&self, namespace: &str, name: &str) -> &str {
         self.requesters

@@ -76,7 +76,7 @@ pub async fn seed(store: &Store, slug: &str, zone: &str, secret: &str) -> Seeded
 
 pub fn change_request(zone: ZoneId, name: &str) -> NewChangeRequest<'_> {
     NewChangeRequest {
-        zone,
+        zone: Some(zone),
         name,
         plan: serde_json::json!({"changes": []}),
         // one digest per name: a zone holds one open request per digest
