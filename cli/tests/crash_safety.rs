@@ -7,12 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
+
+mod common;
+use common::PdnsLock;
 
 /// Runs per provider (the issue asks for at least 50).
 const RUNS: usize = 50;
@@ -372,46 +375,6 @@ async fn killed_mid_execution_against_zone_files_nothing_is_lost_or_doubled() {
         },
     )
     .await;
-}
-
-/// PowerDNS test servers share one sqlite database: tests take turns (the
-/// same lock file the other PowerDNS tests use).
-struct PdnsLock(PathBuf);
-
-impl PdnsLock {
-    fn acquire(url: &str) -> PdnsLock {
-        let port = url.rsplit(':').next().unwrap_or("0");
-        let path = std::env::temp_dir().join(format!("zentralink-pdns-tests-{port}.lock"));
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    write!(f, "{}", std::process::id()).unwrap();
-                    return PdnsLock(path);
-                }
-                Err(_) => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if !holder.trim().is_empty()
-                        && !Path::new(&format!("/proc/{}", holder.trim())).exists()
-                    {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for PdnsLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[tokio::test]

@@ -11,58 +11,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: scripts/test.sh starts the servers and sets it")
-    })
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-struct PdnsLock(PathBuf);
-
-impl PdnsLock {
-    fn acquire(url: &str) -> PdnsLock {
-        let port = url.rsplit(':').next().unwrap_or("0");
-        let path = std::env::temp_dir().join(format!("zentralink-pdns-tests-{port}.lock"));
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    write!(f, "{}", std::process::id()).unwrap();
-                    return PdnsLock(path);
-                }
-                Err(_) => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if !holder.trim().is_empty()
-                        && !Path::new(&format!("/proc/{}", holder.trim())).exists()
-                    {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for PdnsLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+mod common;
+use common::{PdnsLock, env, text};
 
 /// One person with an SSH key (and a second one, to try counting twice).
 struct Person {

@@ -6,11 +6,9 @@
 //! and the next pass picks up from the truth. Needs DATABASE_URL and PowerDNS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,18 +17,13 @@ use axum::response::{IntoResponse, Response};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
+mod common;
+use common::{PdnsLock, env, text};
+
 const FORWARD: u8 = 0;
 const PATCH_429: u8 = 1;
 const PATCH_500_AFTER: u8 = 2;
 const PATCH_500_BEFORE: u8 = 3;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (scripts/test.sh sets it)"))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[derive(Clone)]
 struct Proxy {
@@ -79,44 +72,6 @@ async fn forward(
             .into_response();
     }
     (StatusCode::from_u16(status).unwrap(), bytes.to_vec()).into_response()
-}
-
-struct PdnsLock(PathBuf);
-
-impl PdnsLock {
-    fn acquire(url: &str) -> PdnsLock {
-        let port = url.rsplit(':').next().unwrap_or("0");
-        let path = std::env::temp_dir().join(format!("zentralink-pdns-tests-{port}.lock"));
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    write!(f, "{}", std::process::id()).unwrap();
-                    return PdnsLock(path);
-                }
-                Err(_) => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if !holder.trim().is_empty()
-                        && !Path::new(&format!("/proc/{}", holder.trim())).exists()
-                    {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for PdnsLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn manifests(proxy: &str, zone: &str, www: &str) -> String {

@@ -1,0 +1,58 @@
+//! Helpers the command-line tests share: the environment scripts/test.sh
+//! sets, output as text, and the lock that gives one test at a time the
+//! PowerDNS server (its sqlite backend refuses concurrent writes).
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A variable scripts/test.sh sets (server addresses, keys).
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: scripts/test.sh starts the servers and sets it")
+    })
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// One test at a time writes to the PowerDNS server at `url`: a lock file
+/// per port, taken over when the process that held it is gone.
+pub struct PdnsLock(PathBuf);
+
+impl PdnsLock {
+    pub fn acquire(url: &str) -> PdnsLock {
+        let port = url.rsplit(':').next().unwrap_or("0");
+        let path = std::env::temp_dir().join(format!("zentralink-pdns-tests-{port}.lock"));
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    write!(f, "{}", std::process::id()).unwrap();
+                    return PdnsLock(path);
+                }
+                Err(_) => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    if !holder.trim().is_empty()
+                        && !Path::new(&format!("/proc/{}", holder.trim())).exists()
+                    {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PdnsLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
