@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use zentralink_model::report::{render_markdown, render_text};
 use zentralink_model::secrets::{EncryptionKey, Keyring, SecretBinding, SecretError, SecretString};
-use zentralink_operator::planner::plan_all;
+use zentralink_operator::planner::plan_all_prefetched;
+use zentralink_operator::prefetch::Prefetch;
 use zentralink_operator::source::directory::load_catalog;
 use zentralink_providers::connect_with;
 use zentralink_providers::credentials::{CredentialEnv, CredentialSources};
@@ -726,13 +727,14 @@ fn rotate_manifests(paths: &[PathBuf], inputs: &Inputs) -> anyhow::Result<ExitCo
             .reencrypt(&old, &binding, zentralink_store::fresh_nonce()?)
             .with_context(|| format!("connection {}/{}", conn.namespace, conn.name))?;
         by_file
-            .entry(conn.origin.file.name.clone())
+            .entry(conn.origin.file.to_string())
             .or_default()
             .push((old, fresh));
     }
     let mut moved = 0;
     for (file, replacements) in by_file {
-        let mut text = conn_file_text(&catalog, &file)?;
+        let mut text =
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read {file} again"))?;
         for (old, fresh) in &replacements {
             text = text.replacen(old.as_str(), fresh, 1);
             moved += 1;
@@ -746,18 +748,6 @@ fn rotate_manifests(paths: &[PathBuf], inputs: &Inputs) -> anyhow::Result<ExitCo
         ring.current_id()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn conn_file_text(
-    catalog: &zentralink_model::catalog::Catalog,
-    file: &str,
-) -> anyhow::Result<String> {
-    catalog
-        .connections
-        .values()
-        .find(|c| c.origin.file.name == file)
-        .map(|c| c.origin.file.text().to_owned())
-        .ok_or_else(|| anyhow::anyhow!("{file}: not read"))
 }
 
 /// Writes a file through a temporary file in the same directory and a rename.
@@ -805,8 +795,18 @@ fn plan(
     requester: Option<String>,
     inputs: &Inputs,
 ) -> anyhow::Result<ExitCode> {
+    let sources = inputs.sources();
+    // The zones' reads start while the manifests are validated; a read is
+    // used only where the validated catalog agrees with it (docs/benchmarks.md).
+    let runtime = runtime();
+    let prefetch = match &runtime {
+        Ok(runtime) => Prefetch::start(runtime.handle(), paths, &sources, None),
+        Err(_) => Prefetch::default(),
+    };
     let (catalog, errors) = load_catalog(paths);
     if !errors.is_empty() {
+        // Nothing read is used or shown.
+        prefetch.abort();
         for e in errors.iter() {
             errln!("{e}");
         }
@@ -817,13 +817,13 @@ fn plan(
         );
         return Ok(ExitCode::from(1));
     }
-    let sources = inputs.sources();
-    let report = runtime()?.block_on(plan_all(
+    let report = runtime?.block_on(plan_all_prefetched(
         &catalog,
         &sources,
         None,
         requester.as_deref(),
         k8s_openapi::jiff::Timestamp::now(),
+        prefetch,
     ));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",

@@ -88,7 +88,7 @@ async fn plan_and_import(
         .unwrap_or_else(|| ZoneContent::new(zone.clone()));
     let mut managed = current.clone();
     managed.sets.retain(|k, _| {
-        !(&k.name == zone.as_name()
+        !(k.has_name(zone.as_name())
             && matches!(
                 k.rtype,
                 hickory_proto::rr::RecordType::SOA | hickory_proto::rr::RecordType::NS

@@ -201,16 +201,20 @@ async fn the_operator_follows_webhooks_keeps_the_last_good_revision_and_stops_on
         || holds("192.0.2.1"),
     )
     .await;
+    // the file is written before the pass records it and counts it
+    let counted = "zentralink_reconcile_passes_total{zone=\"daemon.test.\",outcome=\"Execute\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        if metrics.contains(counted) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    assert!(
-        metrics.contains(
-            "zentralink_reconcile_passes_total{zone=\"daemon.test.\",outcome=\"Execute\"} 1"
-        ),
-        "{metrics}"
-    );
 
     // a new commit is not fetched until the webhook says so (the interval is 10 minutes)
     commit(&repo, "192.0.2.2", "second");

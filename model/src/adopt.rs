@@ -27,7 +27,7 @@ pub fn zone_manifest(content: &ZoneContent, opts: &AdoptOptions) -> DnsZone {
         .sets
         .iter()
         .filter(|(k, _)| {
-            !(&k.name == apex
+            !(k.has_name(apex)
                 && (k.rtype == RecordType::SOA
                     || (k.rtype == RecordType::NS && !opts.include_apex_ns)))
         })
@@ -44,7 +44,7 @@ pub fn zone_manifest(content: &ZoneContent, opts: &AdoptOptions) -> DnsZone {
     let record_sets = sets
         .into_iter()
         .map(|(k, s)| RecordSetSpec {
-            name: content.origin.relative(&k.name),
+            name: content.origin.relative(&k.name()),
             record_type: type_name(k.rtype),
             ttl: (s.ttl != default_ttl).then_some(s.ttl),
             values: s.texts(),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::diagnostics::Diagnostics;
-use crate::documents::{LoadedObject, Origin, Resource};
+use crate::documents::{LoadedObject, Location, Origin, Resource};
 use crate::name::ZoneName;
 use crate::plan::Ownership;
 use crate::policy::{GatePolicy, Role, parse_duration};
@@ -32,7 +32,7 @@ pub struct TenantEntry {
     pub allowed_domains: Vec<ZoneName>,
     /// The spec as declared (what the configuration in force keeps).
     pub spec: TenantSpec,
-    pub origin: Origin,
+    pub origin: Location,
 }
 
 /// An approver with a validated role.
@@ -81,7 +81,7 @@ pub struct PolicyEntry {
     pub policy: Policy,
     /// The spec as declared (what the configuration in force keeps).
     pub spec: TenantPolicySpec,
-    pub origin: Origin,
+    pub origin: Location,
 }
 
 /// A validated provider connection.
@@ -91,7 +91,7 @@ pub struct ConnectionEntry {
     pub namespace: String,
     pub name: String,
     pub spec: ProviderConnectionSpec,
-    pub origin: Origin,
+    pub origin: Location,
 }
 
 impl ConnectionEntry {
@@ -116,7 +116,7 @@ pub struct ZoneEntry {
     pub ownership: Ownership,
     pub drift: DriftMode,
     pub desired: ZoneContent,
-    pub origin: Origin,
+    pub origin: Location,
 }
 
 /// An object that references a zone (change request, snapshot) or a change request (approval).
@@ -126,7 +126,7 @@ pub struct Referencing<T> {
     pub namespace: String,
     pub name: String,
     pub spec: T,
-    pub origin: Origin,
+    pub origin: Location,
 }
 
 /// Everything read from a source, validated.
@@ -211,16 +211,59 @@ impl Catalog {
     }
 }
 
+/// Validates one object on its own, as the admission webhook sees it: the
+/// checks of [`Catalog::build`] that need no other object (names, record
+/// sets and values, zone rules, policy fields, connection settings, the
+/// shape of credentials, digests and signatures), with the same messages.
+/// What needs other objects (the namespace's tenant, references, allowed
+/// domains, duplicates, one policy per tenant, one object per zone) is left
+/// to [`Catalog::build`], which the controller runs.
+pub fn check_object(object: LoadedObject) -> Diagnostics {
+    let mut b = Builder {
+        scope: Scope::Object,
+        ..Builder::default()
+    };
+    let LoadedObject { resource, origin } = object;
+    let name = resource.name().to_owned();
+    let namespace = resource.namespace().unwrap_or_default().to_owned();
+    // The tenant is found through other objects: a builder that knows no
+    // tenant has no allowed domains, policy or namespace owners to compare with.
+    let tenant = String::new();
+    match resource {
+        Resource::Tenant(t) => b.tenant(name, t.spec, origin),
+        Resource::TenantPolicy(p) => b.policy(tenant, namespace, name, p.spec, origin),
+        Resource::ProviderConnection(c) => b.connection(tenant, namespace, name, c.spec, origin),
+        Resource::DnsZone(z) => b.zone(tenant, namespace, name, z.spec, origin),
+        other => b.referencing(tenant, namespace, name, other, origin),
+    }
+    b.errors
+}
+
 #[derive(Default)]
 struct Builder {
     catalog: Catalog,
     errors: Diagnostics,
     namespace_owner: BTreeMap<String, String>,
+    scope: Scope,
+    /// The origin of each zone in `catalog.zones`, by index, until the zones
+    /// are checked for uniqueness (its messages name the line of `spec.zone`).
+    zone_origins: Vec<Origin>,
+}
+
+/// What one validation run sees.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every object of a source: references to other objects are checked.
+    #[default]
+    Source,
+    /// One object alone (admission): references cannot be checked, since the
+    /// objects they name may come later; the controller reports them.
+    Object,
 }
 
 impl Builder {
     fn drop_duplicates(&mut self, objects: Vec<LoadedObject>) -> Vec<LoadedObject> {
-        let mut seen: BTreeMap<(String, String, String), Origin> = BTreeMap::new();
+        let mut seen: BTreeMap<(String, String, String), Location> = BTreeMap::new();
         let mut kept = Vec::with_capacity(objects.len());
         for obj in objects {
             let key = (
@@ -240,13 +283,13 @@ impl Builder {
                             format!("{}/", key.1)
                         },
                         key.2,
-                        first.file.name,
-                        first.line().unwrap_or(1)
+                        first.file,
+                        first.line.unwrap_or(1)
                     ),
                 ));
                 continue;
             }
-            seen.insert(key, obj.origin.clone());
+            seen.insert(key, obj.origin.location());
             kept.push(obj);
         }
         kept
@@ -304,7 +347,7 @@ impl Builder {
                 namespaces: spec.namespaces.clone(),
                 allowed_domains: domains,
                 spec,
-                origin,
+                origin: origin.location(),
             },
         );
     }
@@ -324,8 +367,8 @@ impl Builder {
                     "tenant {tenant:?} already has a TenantPolicy ({}/{} at {}:{}); a tenant has one policy",
                     first.namespace,
                     first.name,
-                    first.origin.file.name,
-                    first.origin.line().unwrap_or(1)
+                    first.origin.file,
+                    first.origin.line.unwrap_or(1)
                 ),
             ));
             return;
@@ -457,7 +500,7 @@ impl Builder {
                 name,
                 policy,
                 spec,
-                origin,
+                origin: origin.location(),
             },
         );
     }
@@ -605,7 +648,7 @@ impl Builder {
                 namespace,
                 name,
                 spec,
-                origin,
+                origin: origin.location(),
             },
         );
     }
@@ -615,7 +658,7 @@ impl Builder {
         tenant: String,
         namespace: String,
         name: String,
-        spec: DnsZoneSpec,
+        mut spec: DnsZoneSpec,
         origin: Origin,
     ) {
         let before = self.errors.len();
@@ -638,10 +681,11 @@ impl Builder {
                 ),
             ));
         }
-        if self
-            .catalog
-            .connection(&namespace, &spec.provider_ref.name)
-            .is_none()
+        if self.scope == Scope::Source
+            && self
+                .catalog
+                .connection(&namespace, &spec.provider_ref.name)
+                .is_none()
         {
             self.errors.push(origin.diagnostic(
                 "spec.providerRef.name",
@@ -658,8 +702,14 @@ impl Builder {
             self.errors.push(origin.diagnostic("spec.defaultTtl", e));
         }
         let mut content = ZoneContent::new(zone.clone());
-        let mut first_index: HashMap<RrKey, usize> = HashMap::with_capacity(spec.record_sets.len());
-        for (i, rs) in spec.record_sets.iter().enumerate() {
+        let record_sets = std::mem::take(&mut spec.record_sets);
+        let mut first_index: HashMap<RrKey, usize> = HashMap::with_capacity(record_sets.len());
+        // Collected, then built into the map at once: a map filled in one
+        // go has full nodes, one filled a set at a time half-empty ones.
+        let mut sets = Vec::with_capacity(record_sets.len());
+        // Each declared set is dropped once converted, so the declaration
+        // and the content are not both whole at once.
+        for (i, rs) in record_sets.into_iter().enumerate() {
             let base = format!("spec.recordSets[{i}]");
             let owner = zone
                 .owner(&rs.name)
@@ -720,7 +770,7 @@ impl Builder {
                     base,
                     format!(
                         "duplicate record set {} {}: already declared at spec.recordSets[{first}] (line {}); put all values of a name and type in one record set",
-                        zone.relative(&key.name),
+                        zone.relative(&key.name()),
                         type_name(rtype),
                         origin.line_of(&format!("spec.recordSets[{first}]")).unwrap_or(0)
                     ),
@@ -728,8 +778,9 @@ impl Builder {
                 continue;
             }
             first_index.insert(key.clone(), i);
-            content.sets.insert(key, RecordSet::new(ttl, values));
+            sets.push((key, RecordSet::new(ttl, values)));
         }
+        content.sets = sets.into_iter().collect();
         for v in content.violations() {
             let path = first_index
                 .get(&v.key)
@@ -755,18 +806,22 @@ impl Builder {
             ownership: spec.ownership.unwrap_or(policy.default_ownership),
             drift: spec.drift.unwrap_or(policy.default_drift),
             desired: content,
-            origin,
+            origin: origin.location(),
         });
+        self.zone_origins.push(origin);
     }
 
     /// Two objects can never manage the same zone, within a tenant or across tenants.
     fn check_zone_uniqueness(&mut self) {
         let mut by_zone: BTreeMap<ZoneName, usize> = BTreeMap::new();
-        let mut keep = Vec::with_capacity(self.catalog.zones.len());
-        for z in std::mem::take(&mut self.catalog.zones) {
+        let mut keep: Vec<ZoneEntry> = Vec::with_capacity(self.catalog.zones.len());
+        let mut kept_origins: Vec<Origin> = Vec::with_capacity(keep.capacity());
+        let zones = std::mem::take(&mut self.catalog.zones);
+        let origins = std::mem::take(&mut self.zone_origins);
+        for (z, origin) in zones.into_iter().zip(origins) {
             if let Some(&i) = by_zone.get(&z.zone) {
-                let first: &ZoneEntry = &keep[i];
-                self.errors.push(z.origin.diagnostic(
+                let first = &keep[i];
+                self.errors.push(origin.diagnostic(
                     "spec.zone",
                     format!(
                         "zone {} is already managed by DnsZone {}/{} of tenant {:?} ({}:{}); two objects can never manage the same zone",
@@ -774,14 +829,15 @@ impl Builder {
                         first.namespace,
                         first.name,
                         first.tenant,
-                        first.origin.file.name,
-                        first.origin.line_of("spec.zone").unwrap_or(1)
+                        first.origin.file,
+                        kept_origins[i].line_of("spec.zone").unwrap_or(1)
                     ),
                 ));
                 continue;
             }
             by_zone.insert(z.zone.clone(), keep.len());
             keep.push(z);
+            kept_origins.push(origin);
         }
         self.catalog.zones = keep;
     }
@@ -794,10 +850,13 @@ impl Builder {
         resource: Resource,
         origin: Origin,
     ) {
+        let scope = self.scope;
         let zone_exists = |zone_ref: &str, cat: &Catalog| {
-            cat.zones
-                .iter()
-                .any(|z| z.namespace == namespace && z.name == zone_ref)
+            scope == Scope::Object
+                || cat
+                    .zones
+                    .iter()
+                    .any(|z| z.namespace == namespace && z.name == zone_ref)
         };
         match resource {
             Resource::DnsChangeRequest(cr) => {
@@ -847,7 +906,7 @@ impl Builder {
                         namespace,
                         name,
                         spec: cr.spec,
-                        origin,
+                        origin: origin.location(),
                     });
                 }
             }
@@ -867,7 +926,7 @@ impl Builder {
                     namespace,
                     name,
                     spec: s.spec,
-                    origin,
+                    origin: origin.location(),
                 });
             }
             Resource::Approval(a) => {
@@ -900,7 +959,7 @@ impl Builder {
                         namespace,
                         name,
                         spec: a.spec,
-                        origin,
+                        origin: origin.location(),
                     });
                 }
             }

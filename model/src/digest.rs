@@ -126,7 +126,7 @@ pub fn plan_digest(tenant: &str, plan: &Plan) -> PlanDigest {
             ChangeOp::Update => 2,
             ChangeOp::Delete => 3,
         });
-        e.bytes(c.key.name.to_ascii().as_bytes());
+        e.bytes(c.key.name().to_ascii().as_bytes());
         e.u16(u16::from(c.key.rtype));
         e.set(c.before.as_ref());
         e.set(c.after.as_ref());
@@ -140,7 +140,7 @@ pub fn zone_digest(zone: &ZoneContent) -> PlanDigest {
     e.bytes(zone.origin.to_string().as_bytes());
     e.len(zone.sets.len());
     for (key, set) in &zone.sets {
-        e.bytes(key.name.to_ascii().as_bytes());
+        e.bytes(key.name().to_ascii().as_bytes());
         e.u16(u16::from(key.rtype));
         e.set(Some(set));
     }

@@ -117,7 +117,8 @@ impl Resource {
 /// A file's text and, built on first use, the line of every field path in it.
 #[derive(Debug)]
 pub struct SourceFile {
-    pub name: String,
+    /// The file's name, shared with the [`Location`] of every object read from it.
+    pub name: Arc<str>,
     text: String,
     index: OnceLock<Vec<DocumentIndex>>,
 }
@@ -130,7 +131,7 @@ impl SourceFile {
             text.drain(..'\u{feff}'.len_utf8());
         }
         Arc::new(Self {
-            name: name.into(),
+            name: Arc::from(name.into()),
             text,
             index: OnceLock::new(),
         })
@@ -145,7 +146,9 @@ impl SourceFile {
     }
 }
 
-/// Where an object came from: its file and document.
+/// Where a loaded object came from: its file and document. It keeps the
+/// file's text (and, once an error needed it, the line of every field path),
+/// so validation turns it into a [`Location`] for what it keeps.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub file: Arc<SourceFile>,
@@ -179,12 +182,41 @@ impl Origin {
     pub fn diagnostic(&self, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
         let path = path.into();
         Diagnostic {
-            file: self.file.name.clone(),
+            file: self.file.name.to_string(),
             line: self.line_of(&path),
             path,
             message: message.into(),
         }
         .bounded()
+    }
+
+    /// The file's name and the document's line, without the file's text.
+    pub fn location(&self) -> Location {
+        Location {
+            file: Arc::clone(&self.file.name),
+            line: self.line(),
+        }
+    }
+}
+
+/// Where a validated object was declared: the file's name and the line its
+/// document starts at. What messages after validation name; the file's text
+/// is not kept (a catalog of 10,000 zones would otherwise hold every manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file (as the user named it) or another source name (`(store)`).
+    pub file: Arc<str>,
+    /// 1-based line where the document's content starts, when known.
+    pub line: Option<usize>,
+}
+
+impl Location {
+    /// A location with no line: an object that came from somewhere other than a file.
+    pub fn named(source: &str) -> Self {
+        Self {
+            file: Arc::from(source),
+            line: None,
+        }
     }
 }
 
@@ -230,13 +262,13 @@ fn parse_documents_carefully(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diag
                     .and_then(|doc| doc.duplicates.first().cloned());
                 errors.push(match duplicate {
                     Some((path, line)) => Diagnostic {
-                        file: file.name.clone(),
+                        file: file.name.to_string(),
                         line: Some(line),
                         message: "this key is given twice in the same mapping; a reviewer would read one and the operator apply the other: keep one".into(),
                         path,
                     },
                     None => Diagnostic {
-                        file: file.name.clone(),
+                        file: file.name.to_string(),
                         line: e.location().map(|l| l.line()),
                         path: String::new(),
                         message: format!("not valid YAML: {message}"),
@@ -258,196 +290,8 @@ fn parse_documents_carefully(file: &Arc<SourceFile>) -> (Vec<LoadedObject>, Diag
     (objects, errors)
 }
 
-/// The fast path: one pass per document, `spec` typed by the `kind` read before it.
-mod fast {
-    use std::fmt;
-    use std::sync::Arc;
-
-    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-    use serde_yaml::Value;
-
-    use super::{
-        API_VERSION, Approval, DnsChangeRequest, DnsSnapshot, DnsZone, Kind, LoadedObject,
-        METADATA, Origin, ProviderConnection, Resource, SourceFile, Tenant, TenantPolicy,
-    };
-    use crate::resources::{
-        ApprovalSpec, DnsChangeRequestSpec, DnsSnapshotSpec, DnsZoneSpec, ProviderConnectionSpec,
-        TenantPolicySpec, TenantSpec,
-    };
-
-    enum Spec {
-        Tenant(TenantSpec),
-        TenantPolicy(TenantPolicySpec),
-        ProviderConnection(ProviderConnectionSpec),
-        DnsZone(DnsZoneSpec),
-        DnsChangeRequest(DnsChangeRequestSpec),
-        Approval(ApprovalSpec),
-        DnsSnapshot(DnsSnapshotSpec),
-    }
-
-    // One per document, moved straight into a Resource: boxing would only add an allocation.
-    #[allow(clippy::large_enum_variant)]
-    enum Doc {
-        Empty,
-        Object {
-            kind: Kind,
-            metadata: Value,
-            spec: Spec,
-        },
-    }
-
-    struct SpecSeed(Kind);
-
-    impl<'de> de::DeserializeSeed<'de> for SpecSeed {
-        type Value = Spec;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Spec, D::Error> {
-            Ok(match self.0 {
-                Kind::Tenant => Spec::Tenant(TenantSpec::deserialize(d)?),
-                Kind::TenantPolicy => Spec::TenantPolicy(TenantPolicySpec::deserialize(d)?),
-                Kind::ProviderConnection => {
-                    Spec::ProviderConnection(ProviderConnectionSpec::deserialize(d)?)
-                }
-                Kind::DnsZone => Spec::DnsZone(DnsZoneSpec::deserialize(d)?),
-                Kind::DnsChangeRequest => {
-                    Spec::DnsChangeRequest(DnsChangeRequestSpec::deserialize(d)?)
-                }
-                Kind::Approval => Spec::Approval(ApprovalSpec::deserialize(d)?),
-                Kind::DnsSnapshot => Spec::DnsSnapshot(DnsSnapshotSpec::deserialize(d)?),
-            })
-        }
-    }
-
-    struct DocVisitor;
-
-    impl<'de> Visitor<'de> for DocVisitor {
-        type Value = Doc;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a ZentraLink resource")
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Doc, E> {
-            Ok(Doc::Empty)
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Doc, E> {
-            Ok(Doc::Empty)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
-            let mut api_version = false;
-            let mut kind = None;
-            let mut metadata = None;
-            let mut spec = None;
-            let mut seen: Vec<String> = Vec::with_capacity(4);
-            while let Some(key) = map.next_key::<String>()? {
-                // a duplicate key is refused by the careful path, with its line
-                if seen.contains(&key) {
-                    return Err(de::Error::custom("duplicate key"));
-                }
-                seen.push(key.clone());
-                match key.as_str() {
-                    "apiVersion" => api_version = map.next_value::<String>()? == API_VERSION,
-                    "kind" => kind = Kind::parse(&map.next_value::<String>()?),
-                    "metadata" => metadata = Some(map.next_value::<Value>()?),
-                    "spec" => match kind {
-                        Some(k) => spec = Some(map.next_value_seed(SpecSeed(k))?),
-                        // kind after spec: leave it to the careful path
-                        None => return Err(de::Error::custom("kind after spec")),
-                    },
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                        return Err(de::Error::custom("unknown field"));
-                    }
-                }
-            }
-            match (api_version, kind, metadata, spec) {
-                (true, Some(kind), Some(metadata), Some(spec)) => Ok(Doc::Object {
-                    kind,
-                    metadata,
-                    spec,
-                }),
-                _ => Err(de::Error::custom("incomplete document")),
-            }
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Doc {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
-            d.deserialize_any(DocVisitor)
-        }
-    }
-
-    /// `None` when any document is not plainly valid.
-    pub(super) fn parse(file: &Arc<SourceFile>) -> Option<Vec<LoadedObject>> {
-        let mut objects = Vec::new();
-        for (document, de) in serde_yaml::Deserializer::from_str(file.text()).enumerate() {
-            let Doc::Object {
-                kind,
-                metadata,
-                spec,
-            } = Doc::deserialize(de).ok()?
-            else {
-                continue;
-            };
-            let origin = Origin {
-                file: Arc::clone(file),
-                document,
-            };
-            let Value::Mapping(m) = &metadata else {
-                return None;
-            };
-            if m.keys()
-                .any(|k| !k.as_str().is_some_and(|k| METADATA.contains(&k)))
-            {
-                return None;
-            }
-            super::check_metadata(Some(&metadata), kind, &origin).ok()?;
-            let meta = serde_yaml::from_value(metadata).ok()?;
-            let resource = match spec {
-                Spec::Tenant(spec) => Resource::Tenant(Tenant {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-                Spec::TenantPolicy(spec) => Resource::TenantPolicy(TenantPolicy {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-                Spec::ProviderConnection(spec) => {
-                    Resource::ProviderConnection(ProviderConnection {
-                        metadata: meta,
-                        spec,
-                        status: None,
-                    })
-                }
-                Spec::DnsZone(spec) => Resource::DnsZone(DnsZone {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-                Spec::DnsChangeRequest(spec) => Resource::DnsChangeRequest(DnsChangeRequest {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-                Spec::Approval(spec) => Resource::Approval(Approval {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-                Spec::DnsSnapshot(spec) => Resource::DnsSnapshot(DnsSnapshot {
-                    metadata: meta,
-                    spec,
-                    status: None,
-                }),
-            };
-            objects.push(LoadedObject { resource, origin });
-        }
-        Some(objects)
-    }
-}
+mod events;
+mod fast;
 
 /// The deepest nesting of mappings and sequences a document may have. Real
 /// manifests nest six levels; the YAML parser takes time that grows with the
@@ -507,7 +351,7 @@ fn check_nesting(file: &SourceFile) -> Result<(), Diagnostic> {
 
 fn too_deep(file: &SourceFile, line: usize) -> Diagnostic {
     Diagnostic {
-        file: file.name.clone(),
+        file: file.name.to_string(),
         line: Some(line),
         path: String::new(),
         message: format!(
@@ -983,5 +827,372 @@ spec:
             errors.0[0].message.contains("unknown field \"extra\""),
             "{errors}"
         );
+    }
+
+    /// What the fast path read, as the careful path's result reads it.
+    fn shown(objects: &[LoadedObject]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| format!("{}: {:?}", o.origin.document, o.resource))
+            .collect()
+    }
+
+    fn careful(file: &Arc<SourceFile>) -> Vec<String> {
+        let (objects, errors) = parse_documents_carefully(file);
+        assert!(errors.is_empty(), "{errors}");
+        shown(&objects)
+    }
+
+    const TENANT: &str = "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: { name: t }\nspec: { displayName: T, namespaces: [t], allowedDomains: [t.example.] }\n";
+
+    #[test]
+    fn the_fast_path_reads_every_form_as_the_careful_path_does() {
+        let styles = ZONE.replace(
+            "        - 192.0.2.2\n",
+            "        - \"192.0.2.2\"\n    - name: txt # a comment\n      type: TXT\n      ttl: 300\n      values:\n        - '\"it''s\" \"two\"'\n        - \"tab\\there \\u00e9 \\\\ \\\"q\\\"\"\n        - |\n          literal\n          block\n        - >-\n          folded\n          block\n        - plain\n          on two lines\n    - { name: mx, type: MX, values: [10 mx.acme.example., '20 b.acme.example.'] }\n",
+        );
+        let texts = [
+            ZONE.to_owned(),
+            styles.clone(),
+            styles.replace('\n', "\r\n"),
+            format!("\u{feff}{styles}"),
+            format!("---\n{ZONE}---\n---\n# only a comment\n---\n{TENANT}"),
+            format!("{ZONE}---\n~\n---\n{TENANT}"),
+            "{apiVersion: dns.zentralink.net/v1alpha1, kind: Tenant, metadata: {name: t, labels: {team: web}}, spec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}}\n".to_owned(),
+        ];
+        for text in texts {
+            let file = SourceFile::new("zones/acme.yaml", text.as_str());
+            let fast = fast::parse(&file)
+                .unwrap_or_else(|| panic!("valid input takes the fast path:\n{text}"));
+            assert_eq!(shown(&fast), careful(&file), "{text}");
+        }
+    }
+
+    #[test]
+    fn anchors_aliases_and_tags_take_the_careful_path() {
+        let texts = [
+            ZONE.replace("- 192.0.2.1", "- &first 192.0.2.1")
+                .replace("- 192.0.2.2", "- *first"),
+            ZONE.replace(
+                "providerRef: { name: files }",
+                "providerRef: &ref { name: files }",
+            ),
+            ZONE.replace("- 192.0.2.1", "- !!str 192.0.2.1"),
+        ];
+        for text in texts {
+            let file = SourceFile::new("zones/acme.yaml", text.as_str());
+            assert!(fast::parse(&file).is_none(), "{text}");
+            let (objects, errors) = parse_documents(&file);
+            assert!(errors.is_empty(), "{errors}");
+            assert_eq!(shown(&objects), careful(&file));
+        }
+    }
+
+    /// yaml-rust2 takes a few forms libyaml refuses or reads otherwise; those
+    /// files go to the careful path, so they read as they did before.
+    #[test]
+    fn yaml_the_two_parsers_read_apart_takes_the_careful_path() {
+        let refused = [
+            ZONE.replace(
+                "providerRef: { name: files }",
+                "providerRef:{ name: files }",
+            ),
+            ZONE.replace(
+                "values:\n        - 192.0.2.1\n        - 192.0.2.2",
+                "values:[192.0.2.1]",
+            ),
+            ZONE.replace("  name: acme\n", "  name: acme\n  labels: { team: | }\n"),
+            ZONE.replace("  name: acme\n", "  name: acme\n  labels: { team: :web }\n"),
+            ZONE.replace(
+                "providerRef: { name: files }",
+                "providerRef: { name\n    : files }",
+            ),
+            format!("{ZONE}\t\n"),
+            format!("{TENANT}...\n# no document start\n{ZONE}"),
+            ZONE.replace("  zone: acme.example.", "  zone: acme.example.\u{85}"),
+        ];
+        for (i, text) in refused.iter().enumerate() {
+            let file = SourceFile::new("zones/acme.yaml", text.as_str());
+            assert!(fast::parse(&file).is_none(), "{text}");
+            let (objects, errors) = parse_documents(&file);
+            let (careful_objects, careful_errors) = parse_documents_carefully(&file);
+            assert_eq!(shown(&objects), shown(&careful_objects), "{text}");
+            assert_eq!(errors, careful_errors, "{text}");
+            // libyaml refuses all but the last, with a line
+            if i + 1 < refused.len() {
+                assert_eq!(errors.len(), 1, "{text}");
+                assert!(errors.0[0].line.is_some(), "{errors}");
+            }
+        }
+        // an empty block scalar at the end: libyaml reads "", yaml-rust2 "\n"
+        let text = ZONE.replace("        - 192.0.2.2\n", "        - |\n");
+        let file = SourceFile::new("zones/acme.yaml", text.as_str());
+        assert!(fast::parse(&file).is_none());
+        let (objects, errors) = parse_documents(&file);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(shown(&objects), careful(&file));
+        assert!(shown(&objects)[0].contains(r#"values: ["192.0.2.1", ""]"#));
+    }
+}
+#[cfg(test)]
+mod fast_path_agreement {
+    use super::*;
+
+    fn show(objs: &[LoadedObject]) -> Vec<String> {
+        objs.iter()
+            .map(|o| format!("{}#{:?}", o.origin.document, o.resource))
+            .collect()
+    }
+
+    /// The fast path may give up on anything, but what it accepts must be
+    /// exactly what the careful path reads, with no error.
+    fn compare(name: &str, text: &str, report: &mut Vec<String>) -> bool {
+        let file = SourceFile::new(name, text);
+        if check_nesting(&file).is_err() {
+            return false;
+        }
+        let Some(fast) = fast::parse(&file) else {
+            return false;
+        };
+        let (objects, errors) = parse_documents_carefully(&file);
+        if !errors.is_empty() || show(&objects) != show(&fast) {
+            report.push(format!(
+                "{name}:\n{text}\nfast={:?}\ncareful={:?} {errors}",
+                show(&fast),
+                show(&objects)
+            ));
+        }
+        true
+    }
+
+    const T: &str = "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata:\n  name: acme\n  namespace: acme\nspec:\n  zone: acme.example.\n  providerRef: { name: files }\n  defaultTtl: 300\n  recordSets:\n    - name: www\n      type: TXT\n      ttl: 60\n      values:\n        - VALUE\n";
+
+    #[test]
+    fn the_fast_path_reads_what_the_careful_path_reads() {
+        let mut report = Vec::new();
+        let mut examples = 0;
+        let mut stack = vec![std::path::PathBuf::from("../examples")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("examples are readable") {
+                let path = entry.expect("examples are readable").path();
+                if path.is_dir() {
+                    stack.push(path)
+                } else if path.extension().is_some_and(|x| x == "yaml") {
+                    let text = std::fs::read_to_string(&path).expect("examples are text");
+                    let name = path.display().to_string();
+                    assert!(
+                        compare(&name, &text, &mut report),
+                        "{name}: the example takes the fast path"
+                    );
+                    compare(
+                        &format!("{name} crlf"),
+                        &text.replace('\n', "\r\n"),
+                        &mut report,
+                    );
+                    examples += 1;
+                }
+            }
+        }
+        assert!(examples > 3, "the examples were found");
+        let scalars = [
+            "123",
+            "0",
+            "007",
+            "0x10",
+            "+5",
+            "-5",
+            "1.5",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "1e3",
+            "\"300\"",
+            "'x'",
+            "~",
+            "null",
+            "Null",
+            "",
+            "true",
+            "False",
+            "yes",
+            "no",
+            "on",
+            "|\n          multi\n          line\n",
+            ">\n          folded\n          text\n\n          para\n",
+            "|-\n          strip\n",
+            "|+\n          keep\n\n",
+            "\"esc \\x41 \\u00e9 \\t \\\\ \\\" \\N \\_ \\L \\P \\0 \\a \\e\"",
+            "'it''s'",
+            "!!str 5",
+            "&a x",
+            "plain with  spaces",
+            "multi\n          line plain",
+            "\"multi\n          line dq\"",
+            "'multi\n\n          line sq'",
+            "a: b",
+            "a #not comment",
+            "x # comment",
+            "[1, 2]",
+            "{a: 1}",
+            "\"\"",
+            "''",
+            "@",
+            "`",
+            "%x",
+            "- x",
+            "? x",
+            "x\t",
+            "\"\\u263A\"",
+            "é",
+            "\"\\U0001F600\"",
+            "v=spf1 mx -all",
+            "\"v=spf1\" \"more\"",
+            "10 mx.example.",
+            ":x",
+            "x:",
+            "-x",
+            ".x",
+            "*",
+            "!",
+            "&",
+            "|",
+            ">",
+            "#",
+            "\"trailing \"  ",
+            "'\\n'",
+            "\"a\\\n          b\"",
+            "'  lead'",
+            "plain\\",
+            "2001:db8::1",
+            "192.0.2.1",
+            "0o17",
+            "0b101",
+            "1_000",
+            "12:30",
+            "2001-12-14",
+        ];
+        for s in scalars {
+            let text = T.replace("VALUE", s);
+            compare(&format!("value {s:?}"), &text, &mut report);
+            compare(
+                &format!("value crlf {s:?}"),
+                &text.replace('\n', "\r\n"),
+                &mut report,
+            );
+            let text = T.replace("ttl: 60", &format!("ttl: {s}"));
+            compare(&format!("ttl {s:?}"), &text, &mut report);
+            let text = T.replace("- name: www", &format!("- name: {s}"));
+            compare(&format!("name {s:?}"), &text, &mut report);
+            let text = T.replace(
+                "  name: acme\n",
+                &format!("  name: acme\n  labels: {{ k: {s} }}\n"),
+            );
+            compare(&format!("label {s:?}"), &text, &mut report);
+            let text = T.replace("  name: acme\n", &format!("  name: {s}\n"));
+            compare(&format!("meta name {s:?}"), &text, &mut report);
+            let text = T.replace("  defaultTtl: 300\n", &format!("  ownership: {s}\n"));
+            compare(&format!("ownership {s:?}"), &text, &mut report);
+            let text = T.replace(
+                "      values:\n        - VALUE\n",
+                &format!("      values: {s}\n"),
+            );
+            compare(&format!("values {s:?}"), &text, &mut report);
+            let text = T.replace("  recordSets:", &format!("  recordSets: {s}\n  x:"));
+            compare(&format!("recordSets {s:?}"), &text, &mut report);
+            let text = T.replace("providerRef: { name: files }", &format!("providerRef: {s}"));
+            compare(&format!("providerRef {s:?}"), &text, &mut report);
+        }
+        let structural = [
+            format!("---\n{T}"), format!("{T}..."), format!("{T}...\n---\n{T}"), format!("%YAML 1.2\n---\n{T}"), format!("# c\n{T}# c\n"), format!("---\n---\n{T}---\n"),
+            format!("{T}---\n~\n---\n{}", T.replace("name: acme\n", "name: b\n")), T.replace("  ", "\t"), T.replace("spec:\n", "spec: !!map\n"), T.replace("spec:\n", "spec: &s\n"),
+            "{apiVersion: dns.zentralink.net/v1alpha1, kind: Tenant, metadata: {name: t}, spec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}}".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "? apiVersion\n: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t, annotations: {a: \"1\", b: c}}\nspec:\n  displayName: T\n  namespaces:\n  - t\n  allowedDomains:\n  - t.example.\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.],}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t, ], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\nspec: {}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.], namespaces: [x]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n---\n[a, b]\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n---\nplain\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n--- plain\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n--- {}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata:\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: [T], namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n  bad indent: x\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [[t]], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: {t: 1}, allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [a: b], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n\t\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\r\nkind: Tenant\rmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: \"T\nx\", namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T x\n  y, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec:\n  displayName: T\n  namespaces: [t]\n  allowedDomains: [t.example.]\n  # trailing comment\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec:\n  displayName: >-\n    T\n    x\n  namespaces: [t]\n  allowedDomains: [t.example.]\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec:\n  displayName: |2\n     T\n  namespaces: [t]\n  allowedDomains: [t.example.]\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {\"displayName\": T, 'namespaces': [t], allowedDomains: [t.example.]}\n".to_owned(),
+            "\"apiVersion\": dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {displayName: T, namespaces: [t], allowedDomains: [t.example.]}\n".to_owned(),
+        ];
+        for (i, s) in structural.iter().enumerate() {
+            compare(&format!("structural {i}"), s, &mut report);
+            compare(
+                &format!("structural crlf {i}"),
+                &s.replace('\n', "\r\n"),
+                &mut report,
+            );
+        }
+        assert!(report.is_empty(), "{}", report.join("\n-----\n"));
+    }
+
+    /// Seeded mutations of valid documents: whatever the fast path accepts,
+    /// the careful path reads the same.
+    #[test]
+    fn mutated_documents_never_make_the_paths_disagree() {
+        let seeds = [
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec:\n  displayName: \"a \\u00e9 \\x41\\\\ b\"\n  namespaces:\n    - t\n    - 'u''v'\n  allowedDomains: [t.example., \"x\"] # c\n...\n--- # doc\napiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata:\n  name: u\nspec:\n  displayName: >-\n    folded\n    text\n\n    more\n  namespaces: [\n    u ]\n  allowedDomains:\n  - plain multi\n    line\n",
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata: { name: z, namespace: acme }\nspec:\n  zone: acme.example.\n  providerRef:\n    name: files\n  recordSets:\n  - name: \"@\"\n    type: TXT\n    values:\n    - |+\n      keep\n\n    - |2-\n        strip\n    - \"a\\\n      b\"\n    - 'x\n\n      y'\n",
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata:\n  name: acme\n  namespace: acme\n  labels: { a: b }\nspec:\n  zone: acme.example.\n  providerRef: { name: files }\n  defaultTtl: 300\n  recordSets:\n    - name: www\n      type: TXT\n      ttl: 60\n      values:\n        - \"v=spf1 mx -all\"\n        - 'single'\n        - |\n          block\n    - { name: mx, type: MX, values: [10 mx.example., '20 b.example.'] }\n",
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec:\n  displayName: T\n  namespaces: [t]\n  allowedDomains:\n  - t.example.\n---\napiVersion: dns.zentralink.net/v1alpha1\nkind: ProviderConnection\nmetadata: { name: files, namespace: acme }\nspec: { type: zonefile, zonefile: { directory: z }, mode: Live, acknowledgeLiveWrites: true }\n",
+        ];
+        let alphabet: Vec<char> =
+            " \n\n\n  \t-?:,[]{}#&*!|>'\"%@`\\~.0a\r+1é\u{feff}\u{85}\u{2028}"
+                .chars()
+                .collect();
+        let mut state: u64 = 0x9E3779B97F4A7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut report = Vec::new();
+        let mut accepted = 0;
+        let iterations = 5_000;
+        for _ in 0..iterations {
+            let seed = seeds[(next() % seeds.len() as u64) as usize];
+            let mut chars: Vec<char> = seed.chars().collect();
+            let edits = 1 + next() % 3;
+            for _ in 0..edits {
+                let pos = (next() % (chars.len() as u64 + 1)) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => chars.insert(pos, c),
+                    1 if pos < chars.len() => {
+                        chars.remove(pos);
+                    }
+                    _ if pos < chars.len() => chars[pos] = c,
+                    _ => {}
+                }
+            }
+            let text: String = chars.into_iter().collect();
+            if compare("mutated", &text, &mut report) {
+                accepted += 1;
+            }
+        }
+        assert!(
+            accepted > 100,
+            "mutations the fast path still reads: {accepted}"
+        );
+        assert!(report.is_empty(), "{}", report.join("\n-----\n"));
     }
 }

@@ -81,7 +81,7 @@ pub struct PlanScope<'a> {
 /// Record sets a provider manages unless the zone declares them: the apex SOA
 /// (its serial is the provider's) and the apex NS set.
 fn provider_managed(key: &RrKey, zone: &ZoneName) -> bool {
-    &key.name == zone.as_name() && matches!(key.rtype, RecordType::SOA | RecordType::NS)
+    key.has_name(zone.as_name()) && matches!(key.rtype, RecordType::SOA | RecordType::NS)
 }
 
 /// Computes the plan that turns `actual` into `desired`.
@@ -269,7 +269,7 @@ impl Plan {
                 .enumerate()
                 .map(|(i, c)| StoredChange {
                     op: c.op,
-                    name: c.key.name.to_ascii(),
+                    name: c.key.name().to_ascii(),
                     record_type: crate::record::type_name(c.key.rtype),
                     before: stored_set(c.before.as_ref()),
                     after: stored_set(c.after.as_ref()),

@@ -167,7 +167,7 @@ impl ZoneReport {
             .zip(&plan.reasons)
             .map(|(c, reasons)| ChangeReport {
                 op: c.op,
-                name: c.key.name.to_ascii(),
+                name: c.key.name().to_ascii(),
                 record_type: type_name(c.key.rtype),
                 before: state(c.before.as_ref()),
                 after: state(c.after.as_ref()),

@@ -58,23 +58,23 @@ impl ZoneContent {
     /// value, one ALIAS value per name.
     pub fn violations(&self) -> Vec<ZoneViolation> {
         let mut out = Vec::new();
-        let apex = self.origin.as_name();
+        let apex = RrKey::new(self.origin.as_name().clone(), RecordType::SOA);
         // Keys are in name order, so the types of one name are adjacent.
         let keys: Vec<&RrKey> = self.sets.keys().collect();
         let types_at = |i: usize| -> Vec<RecordType> {
-            let name = &keys[i].name;
+            let key = keys[i];
             let start = keys[..i]
                 .iter()
-                .rposition(|k| &k.name != name)
+                .rposition(|k| !k.same_name(key))
                 .map_or(0, |p| p + 1);
             keys[start..]
                 .iter()
-                .take_while(|k| &k.name == name)
+                .take_while(|k| k.same_name(key))
                 .map(|k| k.rtype)
                 .collect()
         };
         for (i, (key, set)) in self.sets.iter().enumerate() {
-            let at_apex = &key.name == apex;
+            let at_apex = key.same_name(&apex);
             match key.rtype {
                 RecordType::CNAME => {
                     if at_apex {
@@ -104,7 +104,7 @@ impl ZoneContent {
                             key,
                             format!(
                                 "a CNAME cannot stand beside other data at {} (found {})",
-                                key.name.to_ascii(),
+                                key.name().to_ascii(),
                                 others.join(", ")
                             ),
                         ));
@@ -158,7 +158,7 @@ impl ZoneContent {
         self.sets
             .iter()
             .map(|(k, s)| StoredRecordSet {
-                name: k.name.to_ascii(),
+                name: k.name().to_ascii(),
                 record_type: type_name(k.rtype),
                 ttl: s.ttl,
                 values: s.texts(),

@@ -64,13 +64,8 @@ fn main() -> std::process::ExitCode {
         catalog.zones.iter().map(|z| z.desired.len()).sum::<usize>()
     );
     // What one record set costs inline, before what its fields point to.
-    let name_size = catalog
-        .zones
-        .iter()
-        .find_map(|z| z.desired.sets.keys().next())
-        .map_or(0, |k| std::mem::size_of_val(&k.name));
     println!(
-        "size_of: RrKey {} (of which the name {name_size}), RecordSet {}, RecordValue {}, ZoneEntry {}",
+        "size_of: RrKey {}, RecordSet {}, RecordValue {}, ZoneEntry {}",
         std::mem::size_of::<RrKey>(),
         std::mem::size_of::<RecordSet>(),
         std::mem::size_of::<RecordValue>(),

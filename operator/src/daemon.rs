@@ -20,7 +20,7 @@ use zentralink_store::audit::{Actor, AuditEvent};
 use crate::metrics::Metrics;
 use crate::reconcile::{PassReport, Reconciler};
 use crate::server::{Readiness, ServerState, Trigger, router, serve};
-use crate::source::{Revision, Source, SourceError};
+use crate::source::{Fetched, Revision, Source, SourceError};
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -108,24 +108,34 @@ pub async fn run(
             break;
         }
         let full_due = last_full.is_none_or(|t| t.elapsed() >= options.full_pass);
-        let fetched = source.fetch().await;
+        // An unchanged source is not parsed again: one catalog in memory.
+        let fetched = source
+            .fetch_if_changed(in_force.as_ref().map(|r| r.id.as_str()))
+            .await;
         let changed = match fetched {
-            Ok(revision) => {
+            Ok(fetched) => {
                 source_ok.store(true, Ordering::Relaxed);
                 metrics.source_fetch(&name, "ok");
-                let changed = in_force.as_ref().is_none_or(|r| r.id != revision.id);
-                if changed {
-                    tracing::info!(revision = %revision.id, "new revision in force");
-                    metrics.source_good_revision(&name, chrono::Utc::now().timestamp());
-                }
-                if let Err(e) = reconciler
-                    .store()
-                    .record_good_revision(&name, &revision.id)
-                    .await
+                let changed = match fetched {
+                    Fetched::New(revision) => {
+                        let changed = in_force.as_ref().is_none_or(|r| r.id != revision.id);
+                        if changed {
+                            tracing::info!(revision = %revision.id, "new revision in force");
+                            metrics.source_good_revision(&name, chrono::Utc::now().timestamp());
+                        }
+                        in_force = Some(revision);
+                        changed
+                    }
+                    Fetched::Unchanged => false,
+                };
+                if let Some(revision) = &in_force
+                    && let Err(e) = reconciler
+                        .store()
+                        .record_good_revision(&name, &revision.id)
+                        .await
                 {
                     tracing::warn!("cannot record the revision: {e}");
                 }
-                in_force = Some(revision);
                 changed
             }
             Err(e) => {

@@ -188,16 +188,16 @@ fn changed_files(revision: &Revision, tenant: &str, changes: &[ConfigChange]) ->
                 .catalog
                 .tenants
                 .get(tenant)
-                .map(|t| t.origin.file.name.clone()),
+                .map(|t| t.origin.file.to_string()),
             ConfigKind::TenantPolicy => revision
                 .catalog
                 .policies
                 .get(tenant)
-                .map(|p| p.origin.file.name.clone()),
+                .map(|p| p.origin.file.to_string()),
             ConfigKind::ProviderConnection => revision
                 .catalog
                 .connection(&c.namespace, &c.name)
-                .map(|e| e.origin.file.name.clone()),
+                .map(|e| e.origin.file.to_string()),
         };
         files.extend(file);
     }
@@ -292,10 +292,10 @@ impl Reconciler {
             ));
         }
         let policy = effective.policy_for(&zone.tenant);
-        if !policy.require_signed_commits {
+        if !policy.require_signed_commits || revision.requesters_authenticated() {
             return Ok(None);
         }
-        let Some(change) = revision.change_of(&zone.origin.file.name) else {
+        let Some(change) = revision.change_of(&zone.origin.file) else {
             return Err(
                 "the policy requires signed commits, and this source has no commits (use a git source)"
                     .into(),
@@ -520,28 +520,35 @@ impl Reconciler {
         let mut requesters = BTreeSet::new();
         for file in &files {
             match revision.change_of(file) {
-                Some(change) if policy.require_signed_commits => match signed_by(policy, change) {
-                    Ok(owner) => {
-                        requesters.insert(owner);
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %tenant.name, "configuration change refused: {e}");
-                        self.store()
-                            .audit(
-                                AuditEvent::new(
-                                    Some(tenant_id),
-                                    Actor::Operator(self.options().actor.clone()),
-                                    "config.refused",
+                Some(change)
+                    if policy.require_signed_commits && !revision.requesters_authenticated() =>
+                {
+                    match signed_by(policy, change) {
+                        Ok(owner) => {
+                            requesters.insert(owner);
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %tenant.name, "configuration change refused: {e}");
+                            self.store()
+                                .audit(
+                                    AuditEvent::new(
+                                        Some(tenant_id),
+                                        Actor::Operator(self.options().actor.clone()),
+                                        "config.refused",
+                                    )
+                                    .target("Tenant", &tenant.name)
+                                    .meta(
+                                        "reason",
+                                        format!("the policy requires signed commits: {e}"),
+                                    )
+                                    .meta("revision", revision.id.clone()),
                                 )
-                                .target("Tenant", &tenant.name)
-                                .meta("reason", format!("the policy requires signed commits: {e}"))
-                                .meta("revision", revision.id.clone()),
-                            )
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        return Ok(None);
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            return Ok(None);
+                        }
                     }
-                },
+                }
                 Some(change) => {
                     requesters.insert(change.author.clone());
                 }

@@ -1,5 +1,6 @@
-//! ZentraLink's operating side: sources of desired state (directories; git
-//! and Kubernetes later) and the reconcile loop; the DNS providers live in
+//! ZentraLink's operating side: sources of desired state (directories, git,
+//! the Kubernetes API), the reconcile loop, the Kubernetes controller with its
+//! admission webhook and leases; the DNS providers live in
 //! `zentralink-providers`. Does I/O.
 
 pub mod approvals;
@@ -7,6 +8,7 @@ pub mod daemon;
 pub mod guard;
 pub mod metrics;
 pub mod planner;
+pub mod prefetch;
 pub mod reconcile;
 pub mod server;
 pub mod source;

@@ -6,14 +6,14 @@
 //! that finds such a mark (a crash) re-reads the provider and records what
 //! actually happened, never applying twice. Does I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Semaphore;
-use zentralink_model::catalog::{ConnectionEntry, Policy, ZoneEntry};
+use zentralink_model::catalog::{Catalog, ConnectionEntry, Policy, ZoneEntry};
 use zentralink_model::digest::{PlanDigest, zone_digest};
 use zentralink_model::liveness::{CheckOutcome, LiveDecision, decide as decide_live};
 use zentralink_model::plan::{ChangeOp, Ownership, Plan, StoredPlan, same_state};
@@ -22,7 +22,7 @@ use zentralink_model::reconcile::{
     decide,
 };
 use zentralink_model::record::{RecordSet, RrKey, parse_record_type, type_name};
-use zentralink_model::resources::{ConnectionMode, RecordSetState};
+use zentralink_model::resources::{ApprovalSpec, ConnectionMode, RecordSetState};
 use zentralink_model::secrets::{Keyring, SecretError};
 use zentralink_model::{ZoneContent, ZoneName};
 use zentralink_providers::credentials::{CredentialEnv, CredentialSources, SecretResolver};
@@ -32,7 +32,9 @@ use zentralink_store::changes::{
     ChangeOutcome, ChangeRequestRecord, NewChangeRequest, RequestKind as StoredKind,
 };
 use zentralink_store::connections::{ConnectionCheck, ConnectionRecord, NewConnection};
-use zentralink_store::reconcile::{ExecutionEnd, FinishedExecution, NewExecution, ZoneSummary};
+use zentralink_store::reconcile::{
+    ExecutionEnd, FinishedExecution, NewExecution, ZoneStateRecord, ZoneSummary,
+};
 use zentralink_store::snapshots::SnapshotReason;
 use zentralink_store::{
     ChangeRequestId, ExecutionId, SnapshotId, Store, StoreError, TenantId, ZoneId,
@@ -161,7 +163,7 @@ struct Inputs<'a> {
     snapshots: &'a [(String, Option<String>)],
     /// Rollbacks committed as DnsChangeRequest documents with `rollbackTo`.
     rollbacks: &'a [CommittedRollback],
-    approvals: &'a [zentralink_model::resources::ApprovalSpec],
+    approvals: &'a [ApprovalSpec],
     /// Zones managed here that are delegated below this one: (zone, namespace, connection).
     children: &'a [(ZoneName, String, String)],
     connections: &'a BTreeMap<(String, String), Result<Connected, String>>,
@@ -265,87 +267,59 @@ impl Reconciler {
         (now, to_timestamp(now))
     }
 
-    /// One pass over every zone of the revision.
+    /// One pass over every zone of the revision. Zones run concurrently,
+    /// at most `concurrency` at a time; a zone's task borrows its entry from
+    /// the revision's shared catalog, and is made only when it may start.
     pub async fn pass(&self, revision: &Revision) -> PassReport {
         let effective = Arc::new(self.configuration(revision).await);
         let connections = self.connect_all(revision, &effective.connections).await;
         let connections = Arc::new(connections);
+        let related = Arc::new(Related::index(&revision.catalog));
         let bound = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut refused = Vec::new();
+        let mut results: Vec<(usize, ZoneResult)> =
+            Vec::with_capacity(revision.catalog.zones.len());
+        let collect = |results: &mut Vec<(usize, ZoneResult)>, joined| match joined {
+            Ok(r) => results.push(r),
+            Err(e) => tracing::error!("a zone's reconcile task stopped: {e}"),
+        };
         for (i, zone) in revision.catalog.zones.iter().enumerate() {
-            if let Some(why) = effective
-                .refused
-                .get(&(zone.namespace.clone(), zone.name.clone()))
-            {
-                refused.push((i, refused_result(zone, why)));
+            let key = (zone.namespace.clone(), zone.name.clone());
+            if let Some(why) = effective.refused.get(&key) {
+                results.push((i, refused_result(zone, why)));
                 continue;
             }
-            let this = self.clone();
-            let zone = zone.clone();
-            let connections = Arc::clone(&connections);
-            let bound = Arc::clone(&bound);
+            // The semaphore is never closed: a permit always comes.
+            let slot = Arc::clone(&bound).acquire_owned().await.ok();
+            while let Some(joined) = tasks.try_join_next() {
+                collect(&mut results, joined);
+            }
             let requester = effective
                 .requesters
-                .get(&(zone.namespace.clone(), zone.name.clone()))
+                .get(&key)
                 .cloned()
                 .unwrap_or_else(|| revision.requester(&zone.namespace, &zone.name).to_owned());
-            let revision_id = revision.id.clone();
             let policy = effective.policy_for(&zone.tenant);
-            let approvals: Vec<zentralink_model::resources::ApprovalSpec> = revision
-                .catalog
-                .approvals
+            let rollbacks = committed_rollbacks(revision, related.change_requests(&key), &policy);
+            let snapshots: Vec<(String, Option<String>)> = related
+                .snapshots(&key)
                 .iter()
-                .filter(|a| a.namespace == zone.namespace)
-                .map(|a| a.spec.clone())
-                .collect();
-            let children: Vec<(ZoneName, String, String)> = revision
-                .catalog
-                .zones
-                .iter()
-                .filter(|c| c.zone != zone.zone && c.zone.is_within(&zone.zone))
-                .map(|c| (c.zone.clone(), c.namespace.clone(), c.connection.clone()))
-                .collect();
-            let rollbacks: Vec<CommittedRollback> = revision
-                .catalog
-                .change_requests
-                .iter()
-                .filter(|c| c.namespace == zone.namespace && c.spec.zone_ref == zone.name)
-                .filter_map(|c| {
-                    let snapshot = c.spec.rollback_to.clone()?;
-                    let requester = match revision.change_of(&c.origin.file.name) {
-                        Some(change) if policy.require_signed_commits => {
-                            crate::guard::signed_by(&policy, change)
-                                .map_err(|e| format!("the policy requires signed commits: {e}"))
-                        }
-                        Some(change) => Ok(change.author.clone()),
-                        None if policy.require_signed_commits => Err(
-                            "the policy requires signed commits, and this source has no commits"
-                                .to_owned(),
-                        ),
-                        None => Ok(revision.default_requester.clone()),
-                    };
-                    Some(CommittedRollback {
-                        name: c.name.clone(),
-                        snapshot,
-                        reason: c.spec.reason.clone(),
-                        requester,
-                    })
-                })
-                .collect();
-            let snapshots: Vec<(String, Option<String>)> = revision
-                .catalog
-                .snapshots
-                .iter()
-                .filter(|s| s.namespace == zone.namespace && s.spec.zone_ref == zone.name)
+                .filter_map(|&s| revision.catalog.snapshots.get(s))
                 .map(|s| (format!("{}/{}", s.namespace, s.name), s.spec.reason.clone()))
                 .collect();
+            let this = self.clone();
+            let catalog = Arc::clone(&revision.catalog);
+            let connections = Arc::clone(&connections);
+            let related = Arc::clone(&related);
+            let revision_id = revision.id.clone();
             tasks.spawn(async move {
-                let _slot = bound.acquire_owned().await;
+                let _slot = slot;
+                let zone = &catalog.zones[i];
+                let children = related.children(&catalog, i);
                 let started = Instant::now();
                 let result = this
                     .zone(
-                        &zone,
+                        zone,
                         &policy,
                         &connections,
                         &Inputs {
@@ -353,7 +327,7 @@ impl Reconciler {
                             requester: &requester,
                             snapshots: &snapshots,
                             rollbacks: &rollbacks,
-                            approvals: &approvals,
+                            approvals: related.approvals(&zone.namespace),
                             children: &children,
                             connections: &connections,
                         },
@@ -363,12 +337,8 @@ impl Reconciler {
                 (i, result)
             });
         }
-        let mut results: Vec<(usize, ZoneResult)> = refused;
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(r) => results.push(r),
-                Err(e) => tracing::error!("a zone's reconcile task stopped: {e}"),
-            }
+            collect(&mut results, joined);
         }
         results.sort_by_key(|(i, _)| *i);
         if self.options.execute {
@@ -406,7 +376,7 @@ impl Reconciler {
             if !known {
                 tracing::warn!(
                     approval = %format!("{}/{}", a.namespace, a.name),
-                    file = %a.origin.file.name,
+                    file = %a.origin.file,
                     "the Approval names change request {:?}, which tenant {} does not have; it counts for nothing (zentralink status lists the waiting requests)",
                     a.spec.change_request,
                     a.tenant
@@ -653,29 +623,19 @@ impl Reconciler {
         if let Some(m) = &self.metrics {
             m.provider_call(&connection, "read", read_started.elapsed());
         }
-        let actual = read?.unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
+        let read = read?.unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
         let state = self.store.zone_state(tenant, zone_id).await?;
-        let last_applied = match &state {
-            Some(s) => match s.last_applied_snapshot_id {
-                Some(snapshot) => Some(LastApplied {
-                    content: self.store.snapshot_content(tenant, snapshot).await?,
-                    owned: parse_keys(&zone.zone, &s.owned_keys()),
-                    held_for: s
-                        .held_for
-                        .as_deref()
-                        .and_then(|d| d.parse::<PlanDigest>().ok()),
-                }),
-                None => None,
-            },
-            None => None,
-        };
+        let observed = self
+            .last_applied(tenant, zone, state.as_ref(), read)
+            .await?;
+        let (actual, last_applied) = (observed.actual(), observed.last_applied());
         let mut records = self.store.change_requests(tenant, zone_id).await?;
         let mut notes = Vec::new();
         if self.options.execute
             && conn.live.live
             && self
                 .open_committed_rollbacks(
-                    tenant, zone, zone_id, policy, &actual, &records, inputs, &mut notes,
+                    tenant, zone, zone_id, policy, actual, &records, inputs, &mut notes,
                 )
                 .await?
         {
@@ -694,7 +654,7 @@ impl Reconciler {
             views.push(self.request_view(tenant, r).await?);
         }
         let (now, now_ts) = self.now();
-        let children = self.child_zones(zone, &actual, &views, inputs).await?;
+        let children = self.child_zones(zone, actual, &views, inputs).await?;
 
         // ---- decide
         let decision = decide(&ZoneInputs {
@@ -703,8 +663,8 @@ impl Reconciler {
             desired: &zone.desired,
             ownership: zone.ownership,
             drift: zone.drift,
-            actual: &actual,
-            last_applied: last_applied.as_ref(),
+            actual,
+            last_applied,
             policy,
             requests: &views,
             live: &conn.live,
@@ -737,7 +697,7 @@ impl Reconciler {
                     tenant,
                     zone_id,
                     conn.entry.spec.provider_type.as_str(),
-                    &actual,
+                    actual,
                     Some(asked_by),
                     note.as_deref(),
                 )
@@ -750,7 +710,7 @@ impl Reconciler {
             tenant, zone, zone_id, &decision, &by_name, revision, requester, now,
         )
         .await?;
-        if let Some(held) = last_applied.as_ref().and_then(|l| l.held_for)
+        if let Some(held) = last_applied.and_then(|l| l.held_for)
             && held != zone_digest(&zone.desired)
         {
             self.store.release_hold(tenant, zone_id).await?;
@@ -768,8 +728,7 @@ impl Reconciler {
                     zone,
                     zone_id,
                     &gated,
-                    &actual,
-                    last_applied.as_ref(),
+                    &observed,
                     execution,
                     request.map(|r| r.id),
                     revision,
@@ -803,13 +762,13 @@ impl Reconciler {
                 }
             }
         } else if state.is_none() {
-            let owned = baseline_owned(zone, &actual);
+            let owned = baseline_owned(zone, actual);
             self.store
                 .record_baseline(
                     tenant,
                     zone_id,
                     conn.entry.spec.provider_type.as_str(),
-                    &actual,
+                    actual,
                     &owned,
                     &summary_of(&decision, summary_message.clone()),
                 )
@@ -834,6 +793,61 @@ impl Reconciler {
                 .await?;
         }
         Ok(())
+    }
+
+    /// What the zone was left as by its last execution (or baseline), beside
+    /// the content just read. The last applied snapshot is loaded only when
+    /// its digest differs from the content read: a zone found as it was left
+    /// cannot have drifted, and the content read is that snapshot's content.
+    async fn last_applied(
+        &self,
+        tenant: TenantId,
+        zone: &ZoneEntry,
+        state: Option<&ZoneStateRecord>,
+        actual: ZoneContent,
+    ) -> Result<Observed, ZoneError> {
+        let Some((state, snapshot)) =
+            state.and_then(|s| s.last_applied_snapshot_id.map(|id| (s, id)))
+        else {
+            return Ok(Observed::Apart {
+                actual,
+                last_applied: None,
+            });
+        };
+        // Ownership is kept as a list only under `Owned` (under `Full`,
+        // ZentraLink owns every declared set): a `Full` zone of many sets
+        // does not parse its stored list again on every pass.
+        let owned = match zone.ownership {
+            Ownership::Owned => parse_keys(&zone.zone, &state.owned_keys()),
+            Ownership::Full => BTreeSet::new(),
+        };
+        let held_for = state
+            .held_for
+            .as_deref()
+            .and_then(|d| d.parse::<PlanDigest>().ok());
+        let as_left = state
+            .last_applied_digest
+            .as_deref()
+            .is_some_and(|stored| zone_digest(&actual).to_string() == stored);
+        if as_left {
+            return Ok(Observed::AsLeft {
+                last_applied: LastApplied {
+                    content: actual,
+                    owned,
+                    held_for,
+                },
+                snapshot,
+            });
+        }
+        let content = self.store.snapshot_content(tenant, snapshot).await?;
+        Ok(Observed::Apart {
+            actual,
+            last_applied: Some(LastApplied {
+                content,
+                owned,
+                held_for,
+            }),
+        })
     }
 
     /// The managed zones delegated below this one whose DS set this pass may
@@ -1243,7 +1257,11 @@ impl Reconciler {
     /// Executes a plan crash-safely: pre-change snapshot, the execution marked
     /// in the store, one provider batch, then (in one transaction) the
     /// post-change snapshot, one history row per operation, the zone's
-    /// applied state, the request's end state and the audit event.
+    /// applied state, the request's end state and the audit event. A zone
+    /// found as the last execution left it gets its pre-change snapshot as
+    /// a copy of that snapshot made in the database (the content is not
+    /// encoded and sent again); the zone after the batch is the provider's
+    /// word when it knows it (an atomic batch), else read back.
     /// Returns (operations executed, operations applied).
     #[allow(clippy::too_many_arguments)]
     async fn execute(
@@ -1252,13 +1270,13 @@ impl Reconciler {
         zone: &ZoneEntry,
         zone_id: ZoneId,
         gated: &GatedProvider,
-        actual: &ZoneContent,
-        last: Option<&LastApplied>,
+        observed: &Observed,
         execution: &Execution,
         request: Option<ChangeRequestId>,
         revision: &str,
         requester: &str,
     ) -> Result<(usize, usize), ZoneError> {
+        let last = observed.last_applied();
         let provider_name = gated.provider().provider_type().as_str();
         tracing::info!(
             zone = %zone.zone,
@@ -1266,16 +1284,24 @@ impl Reconciler {
             request = execution.request.as_deref().unwrap_or("-"),
             "executing"
         );
-        let pre = self
-            .store
-            .save_snapshot(
-                tenant,
-                zone_id,
-                provider_name,
-                SnapshotReason::PreChange,
-                actual,
-            )
-            .await?;
+        let pre = match observed.stored_as() {
+            Some(snapshot) => {
+                self.store
+                    .copy_snapshot(tenant, snapshot, SnapshotReason::PreChange)
+                    .await?
+            }
+            None => {
+                self.store
+                    .save_snapshot(
+                        tenant,
+                        zone_id,
+                        provider_name,
+                        SnapshotReason::PreChange,
+                        observed.actual(),
+                    )
+                    .await?
+            }
+        };
         let stored = serde_json::to_value(execution.plan.to_stored(None))
             .map_err(|e| ZoneError::Other(e.to_string()))?;
         let digest = execution.digest.to_string();
@@ -1304,14 +1330,14 @@ impl Reconciler {
                 apply_started.elapsed(),
             );
         }
-        let outcomes: Vec<Result<(), String>> = match applied {
+        let (outcomes, after): (Vec<Result<(), String>>, Option<ZoneContent>) = match applied {
             Ok(report) => {
                 let by_key: BTreeMap<&RrKey, &Result<(), String>> = report
                     .outcomes
                     .iter()
                     .map(|o| (&o.key, &o.result))
                     .collect();
-                execution
+                let outcomes = execution
                     .plan
                     .changes
                     .iter()
@@ -1321,7 +1347,8 @@ impl Reconciler {
                             |r| (*r).clone(),
                         )
                     })
-                    .collect()
+                    .collect();
+                (outcomes, report.after)
             }
             Err(e) if !e.may_have_applied() => {
                 self.store
@@ -1368,15 +1395,19 @@ impl Reconciler {
                     .await;
             }
         };
-        let post = match gated.read_zone(&zone.zone).await {
-            Ok(c) => c.unwrap_or_else(|| ZoneContent::new(zone.zone.clone())),
-            Err(e) => {
-                // The batch went through but the zone cannot be read back: the
-                // execution stays marked, and the next pass records it.
-                return Err(ZoneError::Other(format!(
-                    "applied, but the zone could not be read back ({e}); the next pass records the outcome"
-                )));
-            }
+        let post = match after {
+            // The provider knows the zone after its batch: no read back.
+            Some(after) => after,
+            None => match gated.read_zone(&zone.zone).await {
+                Ok(c) => c.unwrap_or_else(|| ZoneContent::new(zone.zone.clone())),
+                Err(e) => {
+                    // The batch went through but the zone cannot be read back: the
+                    // execution stays marked, and the next pass records it.
+                    return Err(ZoneError::Other(format!(
+                        "applied, but the zone could not be read back ({e}); the next pass records the outcome"
+                    )));
+                }
+            },
         };
         self.close(
             tenant,
@@ -1426,7 +1457,7 @@ impl Reconciler {
             .zip(outcomes)
             .map(|(c, r)| ChangeOutcome {
                 op: c.op.as_str().to_owned(),
-                name: c.key.name.to_ascii(),
+                name: c.key.name().to_ascii(),
                 record_type: type_name(c.key.rtype),
                 before: c.before.as_ref().map(state_json),
                 after: c.after.as_ref().map(state_json),
@@ -1560,6 +1591,167 @@ impl Reconciler {
     }
 }
 
+/// What a pass looks up for each zone, indexed once per pass instead of
+/// scanning every object of the catalog for every zone.
+struct Related {
+    /// By zone (its index in the catalog): the zones delegated below it, in catalog order.
+    children: Vec<Vec<usize>>,
+    /// The Approval documents of each namespace.
+    approvals: HashMap<String, Vec<ApprovalSpec>>,
+    /// By (namespace, DnsZone name): its DnsChangeRequest and DnsSnapshot documents (indices).
+    change_requests: HashMap<(String, String), Vec<usize>>,
+    snapshots: HashMap<(String, String), Vec<usize>>,
+}
+
+impl Related {
+    fn index(catalog: &Catalog) -> Self {
+        // A zone's children are found from the other side: each zone walks
+        // up its own ancestors (a few names) and registers with the managed
+        // ones, so the index costs zones x depth, not zones x zones.
+        let mut by_name: HashMap<&hickory_proto::rr::Name, Vec<usize>> = HashMap::new();
+        for (i, z) in catalog.zones.iter().enumerate() {
+            by_name.entry(z.zone.as_name()).or_default().push(i);
+        }
+        let mut children = vec![Vec::new(); catalog.zones.len()];
+        for (child, z) in catalog.zones.iter().enumerate() {
+            let mut above = z.zone.as_name().clone();
+            while !above.is_root() {
+                above = above.base_name();
+                for &parent in by_name.get(&above).into_iter().flatten() {
+                    children[parent].push(child);
+                }
+            }
+        }
+        let mut approvals: HashMap<String, Vec<ApprovalSpec>> = HashMap::new();
+        for a in &catalog.approvals {
+            approvals
+                .entry(a.namespace.clone())
+                .or_default()
+                .push(a.spec.clone());
+        }
+        let mut change_requests: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, c) in catalog.change_requests.iter().enumerate() {
+            change_requests
+                .entry((c.namespace.clone(), c.spec.zone_ref.clone()))
+                .or_default()
+                .push(i);
+        }
+        let mut snapshots: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, s) in catalog.snapshots.iter().enumerate() {
+            snapshots
+                .entry((s.namespace.clone(), s.spec.zone_ref.clone()))
+                .or_default()
+                .push(i);
+        }
+        Self {
+            children,
+            approvals,
+            change_requests,
+            snapshots,
+        }
+    }
+
+    /// The zones delegated below zone `i`: (zone, namespace, connection).
+    fn children(&self, catalog: &Catalog, i: usize) -> Vec<(ZoneName, String, String)> {
+        self.children
+            .get(i)
+            .into_iter()
+            .flatten()
+            .filter_map(|&c| catalog.zones.get(c))
+            .map(|c| (c.zone.clone(), c.namespace.clone(), c.connection.clone()))
+            .collect()
+    }
+
+    fn approvals(&self, namespace: &str) -> &[ApprovalSpec] {
+        self.approvals.get(namespace).map_or(&[], Vec::as_slice)
+    }
+
+    fn change_requests(&self, zone: &(String, String)) -> impl Iterator<Item = usize> + '_ {
+        self.change_requests
+            .get(zone)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    fn snapshots(&self, zone: &(String, String)) -> &[usize] {
+        self.snapshots.get(zone).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The rollbacks committed for a zone (DnsChangeRequest documents with
+/// `rollbackTo`, by their index in the catalog), each with its requester.
+fn committed_rollbacks(
+    revision: &Revision,
+    documents: impl Iterator<Item = usize>,
+    policy: &Policy,
+) -> Vec<CommittedRollback> {
+    documents
+        .filter_map(|i| revision.catalog.change_requests.get(i))
+        .filter_map(|c| {
+            let snapshot = c.spec.rollback_to.clone()?;
+            let requester = match revision.change_of(&c.origin.file) {
+                Some(change) if policy.require_signed_commits => {
+                    crate::guard::signed_by(policy, change)
+                        .map_err(|e| format!("the policy requires signed commits: {e}"))
+                }
+                Some(change) => Ok(change.author.clone()),
+                None if policy.require_signed_commits => Err(
+                    "the policy requires signed commits, and this source has no commits".to_owned(),
+                ),
+                None => Ok(revision.default_requester.clone()),
+            };
+            Some(CommittedRollback {
+                name: c.name.clone(),
+                snapshot,
+                reason: c.spec.reason.clone(),
+                requester,
+            })
+        })
+        .collect()
+}
+
+/// The zone as read from the provider, and as the last execution (or the
+/// baseline) left it: one copy of the content when the two are the same.
+enum Observed {
+    /// The zone holds exactly its last applied content (the digests are
+    /// equal): that snapshot is not loaded; the content read stands for both.
+    AsLeft {
+        last_applied: LastApplied,
+        snapshot: SnapshotId,
+    },
+    /// Changed since, or seen for the first time.
+    Apart {
+        actual: ZoneContent,
+        last_applied: Option<LastApplied>,
+    },
+}
+
+impl Observed {
+    /// The zone as the provider holds it now.
+    fn actual(&self) -> &ZoneContent {
+        match self {
+            Observed::AsLeft { last_applied, .. } => &last_applied.content,
+            Observed::Apart { actual, .. } => actual,
+        }
+    }
+
+    fn last_applied(&self) -> Option<&LastApplied> {
+        match self {
+            Observed::AsLeft { last_applied, .. } => Some(last_applied),
+            Observed::Apart { last_applied, .. } => last_applied.as_ref(),
+        }
+    }
+
+    /// A snapshot already stored of exactly the content read.
+    fn stored_as(&self) -> Option<SnapshotId> {
+        match self {
+            Observed::AsLeft { snapshot, .. } => Some(*snapshot),
+            Observed::Apart { .. } => None,
+        }
+    }
+}
+
 /// A zone the configuration in force does not let through this pass.
 fn refused_result(zone: &ZoneEntry, why: &str) -> ZoneResult {
     ZoneResult {
@@ -1590,11 +1782,8 @@ pub(crate) fn stored_settings(
 ) -> Result<serde_json::Value, String> {
     let mut spec = entry.spec.clone();
     if let Some(z) = spec.zonefile.as_mut() {
-        let dir = zentralink_providers::resolve_relative(
-            &entry.origin.file.name,
-            &z.directory,
-            files_root,
-        );
+        let dir =
+            zentralink_providers::resolve_relative(&entry.origin.file, &z.directory, files_root);
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         z.directory = dir.display().to_string();
     }
@@ -1618,10 +1807,7 @@ pub fn connection_from_record(
         namespace: record.namespace.clone(),
         name: record.name.clone(),
         spec,
-        origin: zentralink_model::documents::Origin {
-            file: zentralink_model::documents::SourceFile::new("(store)", ""),
-            document: 0,
-        },
+        origin: zentralink_model::documents::Location::named("(store)"),
     })
 }
 
@@ -1772,4 +1958,71 @@ pub fn from_timestamp(t: Timestamp) -> Option<DateTime<Utc>> {
         t.as_second(),
         u32::try_from(t.subsec_nanosecond()).unwrap_or(0),
     )
+}
+
+#[cfg(test)]
+mod related_tests {
+    use super::*;
+    use zentralink_model::documents::Location;
+    use zentralink_model::resources::DriftMode;
+
+    fn entry(namespace: &str, zone: &str) -> ZoneEntry {
+        let zone = ZoneName::parse(zone).unwrap();
+        ZoneEntry {
+            tenant: "acme".into(),
+            namespace: namespace.into(),
+            name: zone.without_dot().replace('.', "-"),
+            desired: ZoneContent::new(zone.clone()),
+            zone,
+            connection: "pdns".into(),
+            ownership: Ownership::Full,
+            drift: DriftMode::Report,
+            origin: Location::named("zones.yaml"),
+        }
+    }
+
+    /// The index finds, for every zone, exactly the zones the scan of every
+    /// zone against every other found: those strictly below it, in catalog order.
+    #[test]
+    fn children_are_the_managed_zones_strictly_below_each_zone() {
+        let catalog = Catalog {
+            zones: vec![
+                entry("acme", "example.com."),
+                entry("acme", "a.example.com."),
+                entry("globex", "a.example.com."),
+                entry("acme", "x.b.a.example.com."),
+                entry("acme", "b.a.example.com."),
+                entry("acme", "example.net."),
+                entry("acme", "notexample.com."),
+            ],
+            ..Catalog::default()
+        };
+        let related = Related::index(&catalog);
+        for (i, zone) in catalog.zones.iter().enumerate() {
+            let scanned: Vec<(ZoneName, String, String)> = catalog
+                .zones
+                .iter()
+                .filter(|c| c.zone != zone.zone && c.zone.is_within(&zone.zone))
+                .map(|c| (c.zone.clone(), c.namespace.clone(), c.connection.clone()))
+                .collect();
+            assert_eq!(related.children(&catalog, i), scanned, "{}", zone.zone);
+        }
+        let names = |i: usize| -> Vec<String> {
+            related
+                .children(&catalog, i)
+                .iter()
+                .map(|(z, ns, _)| format!("{ns}/{z}"))
+                .collect()
+        };
+        assert_eq!(
+            names(0),
+            [
+                "acme/a.example.com.",
+                "globex/a.example.com.",
+                "acme/x.b.a.example.com.",
+                "acme/b.a.example.com."
+            ]
+        );
+        assert!(names(5).is_empty() && names(6).is_empty());
+    }
 }

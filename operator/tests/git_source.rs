@@ -53,7 +53,7 @@ fn zone_files(revision: &Revision) -> Vec<(String, String)> {
         .catalog
         .zones
         .iter()
-        .map(|z| (z.name.clone(), z.origin.file.name.clone()))
+        .map(|z| (z.name.clone(), z.origin.file.to_string()))
         .collect()
 }
 

@@ -905,7 +905,7 @@ fn value_fields(rtype: RecordType, value: &RecordValue) -> Result<Map<String, Va
 /// The request body for one record (the `id` is added for a put).
 fn record_body(key: &RrKey, value: &RecordValue, ttl: u32) -> Result<Map<String, Value>, String> {
     let mut body = Map::new();
-    body.insert("name".into(), json!(api_host(&key.name)));
+    body.insert("name".into(), json!(api_host(&key.name())));
     body.insert("type".into(), json!(api_type_name(key.rtype)));
     body.insert("ttl".into(), json!(ttl));
     if matches!(

@@ -547,6 +547,8 @@ fn report(plan: &Plan, results: Vec<Option<Result<(), String>>>) -> ApplyReport 
                 }),
             })
             .collect(),
+        // Operations are sent one by one: the zone is read to know it after.
+        after: None,
     }
 }
 
@@ -811,7 +813,7 @@ fn steps_for(
     let body = |value: &RecordValue| -> Result<RecordBody, String> {
         Ok(RecordBody {
             record_type: type_name(key.rtype),
-            name: zone.relative(&key.name),
+            name: zone.relative(&key.name()),
             value: value_for_api(key.rtype, value)?,
             ttl: after.ttl,
         })

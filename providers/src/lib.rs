@@ -94,6 +94,12 @@ pub struct OpOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     pub outcomes: Vec<OpOutcome>,
+    /// The zone as the provider holds it after the batch, when the provider
+    /// knows it without reading the zone again: an all-or-nothing batch
+    /// applied to the content its before-value check just read (with what
+    /// the provider itself changed on the way, such as the SOA serial).
+    /// `None`: whoever needs the zone after the batch reads it.
+    pub after: Option<ZoneContent>,
 }
 
 impl ApplyReport {
@@ -109,6 +115,15 @@ impl ApplyReport {
                     result: Ok(()),
                 })
                 .collect(),
+            after: None,
+        }
+    }
+
+    /// The same report, with the zone as it is after the batch.
+    pub fn with_after(self, after: ZoneContent) -> Self {
+        Self {
+            after: Some(after),
+            ..self
         }
     }
 
@@ -155,6 +170,45 @@ pub fn check_before_values(
             "{e}; nothing was sent: plan again from the current state"
         )),
     })
+}
+
+/// [`check_before_values`] on content the caller owns and no longer needs:
+/// the plan is applied in place, without a copy of the zone. Same check,
+/// same error.
+pub fn check_before_values_owned(
+    mut current: ZoneContent,
+    plan: &Plan,
+) -> Result<ZoneContent, ProviderError> {
+    for change in &plan.changes {
+        let now = current.sets.get(&change.key);
+        if now != change.before.as_ref() {
+            let conflict = ApplyError::Conflict {
+                key: change.key.to_string(),
+                expected: describe_set(change.before.as_ref()),
+                found: describe_set(now),
+            };
+            return Err(ProviderError::Conflict(format!(
+                "{conflict}; nothing was sent: plan again from the current state"
+            )));
+        }
+        match &change.after {
+            Some(set) => {
+                current.sets.insert(change.key.clone(), set.clone());
+            }
+            None => {
+                current.sets.remove(&change.key);
+            }
+        }
+    }
+    Ok(current)
+}
+
+/// A record set as a conflict names it (as [`apply_plan`]'s error does).
+fn describe_set(set: Option<&RecordSet>) -> String {
+    match set {
+        None => "no record set".into(),
+        Some(s) => format!("ttl {} [{}]", s.ttl, s.texts().join(", ")),
+    }
 }
 
 /// A DNS provider.
@@ -205,6 +259,94 @@ mod path_tests {
             resolve_relative("repo/acme/zone.yaml", "../zones", None),
             PathBuf::from("repo/acme/../zones")
         );
+    }
+}
+
+#[cfg(test)]
+mod before_value_tests {
+    use super::*;
+    use zentralink_model::plan::Change;
+
+    fn zone() -> ZoneName {
+        ZoneName::parse("acme.example.").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn key(name: &str) -> RrKey {
+        let name = zone().owner(name).unwrap_or_else(|e| panic!("{e}"));
+        RrKey::new(name, RecordType::A)
+    }
+
+    fn set(address: &str) -> RecordSet {
+        let value = zentralink_model::record::RecordValue::parse(RecordType::A, address, &zone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        RecordSet::new(300, vec![value])
+    }
+
+    fn content(sets: &[(&str, &str)]) -> ZoneContent {
+        let mut c = ZoneContent::new(zone());
+        for (name, address) in sets {
+            c.sets.insert(key(name), set(address));
+        }
+        c
+    }
+
+    fn change(op: ChangeOp, name: &str, before: Option<&str>, after: Option<&str>) -> Change {
+        Change {
+            op,
+            key: key(name),
+            before: before.map(set),
+            after: after.map(set),
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            zone: zone(),
+            changes: vec![
+                change(ChangeOp::Create, "api", None, Some("192.0.2.3")),
+                change(ChangeOp::Delete, "old", Some("192.0.2.9"), None),
+                change(
+                    ChangeOp::Update,
+                    "www",
+                    Some("192.0.2.1"),
+                    Some("192.0.2.2"),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn applying_in_place_gives_what_the_copying_check_gives() {
+        let current = content(&[
+            ("www", "192.0.2.1"),
+            ("old", "192.0.2.9"),
+            ("mail", "192.0.2.5"),
+        ]);
+        let copied = check_before_values(&current, &plan());
+        let in_place = check_before_values_owned(current, &plan());
+        assert_eq!(in_place, copied);
+        assert_eq!(
+            in_place.map(|c| c.sets),
+            Ok(content(&[
+                ("www", "192.0.2.2"),
+                ("api", "192.0.2.3"),
+                ("mail", "192.0.2.5")
+            ])
+            .sets)
+        );
+    }
+
+    #[test]
+    fn a_conflict_in_place_reads_as_the_copying_check_says_it() {
+        // Someone changed www meanwhile: nothing is applied, and the error says so alike.
+        let current = content(&[("www", "192.0.2.7"), ("old", "192.0.2.9")]);
+        let copied = check_before_values(&current, &plan());
+        let in_place = check_before_values_owned(current, &plan());
+        assert!(
+            matches!(&in_place, Err(ProviderError::Conflict(m)) if m.contains("www.acme.example.")),
+            "{in_place:?}"
+        );
+        assert_eq!(in_place, copied);
     }
 }
 
@@ -310,7 +452,7 @@ pub fn connect_in(
             let dir = spec
                 .zonefile
                 .as_ref()
-                .map(|z| resolve_relative(&entry.origin.file.name, &z.directory, files_root))
+                .map(|z| resolve_relative(&entry.origin.file, &z.directory, files_root))
                 .ok_or_else(|| missing("zonefile"))?;
             Ok(Box::new(zonefile::ZoneFileProvider::new(dir)))
         }

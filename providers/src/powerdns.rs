@@ -35,7 +35,10 @@ use zentralink_model::{ZoneContent, ZoneName};
 
 use super::http::{BodyError, read_body, read_error_body, redirect_error, shorten};
 use super::resilience::{AttemptError, Governor, Idempotency, Limits, retry_after_seconds};
-use super::{ApplyReport, Capabilities, PROBE_LABEL, Provider, ProviderError, check_before_values};
+use super::{
+    ApplyReport, Capabilities, PROBE_LABEL, Provider, ProviderError, check_before_values,
+    check_before_values_owned,
+};
 
 /// The server id PowerDNS uses unless configured otherwise.
 pub const DEFAULT_SERVER_ID: &str = "localhost";
@@ -82,6 +85,12 @@ struct ServerJson {
 }
 
 /// One entry of `GET /servers/{id}/zones`.
+/// A zone without its rrsets: the SOA serial PowerDNS stores.
+#[derive(Deserialize)]
+struct ZoneSerialJson {
+    serial: u32,
+}
+
 #[derive(Deserialize)]
 struct ZoneListEntry {
     name: String,
@@ -468,13 +477,16 @@ impl PowerDnsProvider {
         .await
     }
 
-    /// Applies a plan to an existing zone whose current content is `current`.
+    /// Applies a plan to an existing zone whose current content is
+    /// `current`. Returns the zone as it is after the PATCH: `current` with
+    /// the plan applied and the SOA serial PowerDNS gave it; `None` when the
+    /// serial could not be learnt (the batch applied all the same).
     async fn apply_to_existing(
         &self,
         plan: &Plan,
-        current: &ZoneContent,
-    ) -> Result<(), ProviderError> {
-        check_before_values(current, plan)?;
+        current: ZoneContent,
+    ) -> Result<Option<ZoneContent>, ProviderError> {
+        let mut after = check_before_values_owned(current, plan)?;
         let rrsets = plan
             .changes
             .iter()
@@ -486,7 +498,28 @@ impl PowerDnsProvider {
         // PowerDNS has no conditional PATCH: between the read above and this
         // write, an out-of-band change to a touched record set would be
         // overwritten. The window is one round trip.
-        self.patch(&plan.zone, rrsets).await
+        self.patch(&plan.zone, rrsets).await?;
+        // With SOA-EDIT-API (DEFAULT for zones made through the API) PowerDNS
+        // moves the SOA serial on every change: the one part of the zone
+        // after the PATCH that is not the checked content with the plan applied.
+        match self.stored_serial(&plan.zone).await {
+            Ok(Some(serial)) if set_soa_serial(&mut after, serial) => Ok(Some(after)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::debug!(zone = %plan.zone, "the SOA serial after the change is unknown ({e}); the zone must be read again");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The zone's SOA serial as PowerDNS stores it (the zone without its
+    /// rrsets: a small answer); `None` when the zone is gone.
+    async fn stored_serial(&self, zone: &ZoneName) -> Result<Option<u32>, ProviderError> {
+        let mut url = self.zone_url(zone);
+        url.query_pairs_mut().append_pair("rrsets", "false");
+        let what = format!("read the SOA serial of zone {zone}");
+        let answer: Option<ZoneSerialJson> = self.get_json(&what, url).await?;
+        Ok(answer.map(|z| z.serial))
     }
 
     /// Creates the missing zone of a plan with every record set of the plan,
@@ -605,13 +638,20 @@ impl Provider for PowerDnsProvider {
             // Nothing to do: not even a read.
             return Ok(ApplyReport::default());
         }
-        match self.read_zone(&plan.zone).await? {
-            Some(current) => self.apply_to_existing(plan, &current).await?,
-            None if self.create_zones => self.create_zone(plan).await?,
-            None => return Err(ProviderError::ZoneNotFound(plan.zone.to_string())),
-        }
         // One transaction: every operation took effect.
-        Ok(ApplyReport::all_applied(plan))
+        let applied = ApplyReport::all_applied(plan);
+        match self.read_zone(&plan.zone).await? {
+            Some(current) => match self.apply_to_existing(plan, current).await? {
+                Some(after) => Ok(applied.with_after(after)),
+                None => Ok(applied),
+            },
+            // PowerDNS adds an SOA and NS records of its own: read it to know.
+            None if self.create_zones => {
+                self.create_zone(plan).await?;
+                Ok(applied)
+            }
+            None => Err(ProviderError::ZoneNotFound(plan.zone.to_string())),
+        }
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {
@@ -747,7 +787,7 @@ pub fn pdns_type(rtype: RecordType) -> String {
 
 fn replace_rrset(key: &RrKey, set: &RecordSet) -> RrsetOut {
     RrsetOut {
-        name: key.name.to_ascii(),
+        name: key.name().to_ascii(),
         rtype: pdns_type(key.rtype),
         ttl: Some(set.ttl),
         changetype: Some("REPLACE"),
@@ -846,9 +886,35 @@ fn dnskey_value(text: &str) -> Result<RecordValue, String> {
     RecordValue::from_rdata(&RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)))
 }
 
+/// Gives the zone's apex SOA the serial `serial`; false when the content
+/// has no single SOA value to give it to (then the content is left alone).
+fn set_soa_serial(content: &mut ZoneContent, serial: u32) -> bool {
+    let key = RrKey::new(content.origin.as_name().clone(), RecordType::SOA);
+    let Some(set) = content.sets.get_mut(&key) else {
+        return false;
+    };
+    let [value] = set.values() else {
+        return false;
+    };
+    let Ok(RData::SOA(mut soa)) = value.to_rdata(RecordType::SOA) else {
+        return false;
+    };
+    if soa.serial == serial {
+        return true;
+    }
+    soa.serial = serial;
+    match RecordValue::from_rdata(&RData::SOA(soa)) {
+        Ok(value) => {
+            *set = RecordSet::new(set.ttl, vec![value]);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 fn delete_rrset(key: &RrKey) -> RrsetOut {
     RrsetOut {
-        name: key.name.to_ascii(),
+        name: key.name().to_ascii(),
         rtype: pdns_type(key.rtype),
         ttl: None,
         changetype: Some("DELETE"),
@@ -1366,5 +1432,33 @@ mod tests {
                 {"name": "shop.acme.example.", "type": "ALIAS", "changetype": "DELETE"}
             ]})
         );
+    }
+
+    #[test]
+    fn the_soa_serial_powerdns_gave_replaces_the_one_the_content_had() {
+        let z = zone("acme.example.");
+        let soa = |serial: u32| {
+            let text =
+                format!("ns1.acme.example. hostmaster.acme.example. {serial} 3600 600 604800 300");
+            RecordValue::parse(RecordType::SOA, &text, &z).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let key = RrKey::new(z.as_name().clone(), RecordType::SOA);
+        let mut content = ZoneContent::new(z.clone());
+        content
+            .sets
+            .insert(key.clone(), RecordSet::new(3600, vec![soa(2026113001)]));
+        assert!(set_soa_serial(&mut content, 2026113002));
+        assert_eq!(
+            content.sets.get(&key),
+            Some(&RecordSet::new(3600, vec![soa(2026113002)]))
+        );
+        assert!(
+            set_soa_serial(&mut content, 2026113002),
+            "already that serial"
+        );
+        // No SOA to give it to: the content stays as it is, and the caller reads the zone.
+        let mut without = ZoneContent::new(z);
+        assert!(!set_soa_serial(&mut without, 7));
+        assert!(without.is_empty());
     }
 }

@@ -637,7 +637,7 @@ fn is_apex(zone: &Name, name: &Name) -> bool {
 /// Refuses operations no RFC 2136 server carries out as asked.
 fn check_change(zone: &ZoneName, change: &Change) -> Result<(), ProviderError> {
     let key = &change.key;
-    if !zone.contains(&key.name) {
+    if !zone.contains(&key.name()) {
         return Err(ProviderError::Unsupported(format!(
             "{key}: the name is outside zone {zone}"
         )));
@@ -647,7 +647,7 @@ fn check_change(zone: &ZoneName, change: &Change) -> Result<(), ProviderError> {
             "{key}: RFC 2136 servers do not support ALIAS records"
         )));
     }
-    let apex = is_apex(zone.as_name(), &key.name);
+    let apex = is_apex(zone.as_name(), &key.name());
     if apex
         && change.op == ChangeOp::Delete
         && matches!(key.rtype, RecordType::SOA | RecordType::NS)
@@ -673,16 +673,10 @@ fn add_prerequisite(message: &mut Message, change: &Change) -> Result<(), Provid
     match change.before.as_ref().filter(|s| !s.values().is_empty()) {
         Some(before) => {
             for value in before.values() {
-                message.add_pre_requisite(Record::from_rdata(
-                    key.name.clone(),
-                    0,
-                    rdata(key, value)?,
-                ));
+                message.add_pre_requisite(Record::from_rdata(key.name(), 0, rdata(key, value)?));
             }
         }
-        None => {
-            message.add_pre_requisite(class_record(key.name.clone(), key.rtype, DNSClass::NONE))
-        }
+        None => message.add_pre_requisite(class_record(key.name(), key.rtype, DNSClass::NONE)),
     }
     Ok(())
 }
@@ -692,14 +686,10 @@ fn add_prerequisite(message: &mut Message, change: &Change) -> Result<(), Provid
 /// the module documentation).
 fn add_updates(message: &mut Message, zone: &Name, change: &Change) -> Result<(), ProviderError> {
     let key = &change.key;
-    let apex = is_apex(zone, &key.name);
+    let apex = is_apex(zone, &key.name());
     let add = |message: &mut Message, set: &RecordSet| -> Result<(), ProviderError> {
         for value in set.values() {
-            message.add_update(Record::from_rdata(
-                key.name.clone(),
-                set.ttl,
-                rdata(key, value)?,
-            ));
+            message.add_update(Record::from_rdata(key.name(), set.ttl, rdata(key, value)?));
         }
         Ok(())
     };
@@ -723,7 +713,7 @@ fn add_updates(message: &mut Message, zone: &Name, change: &Change) -> Result<()
                         n => n,
                     };
                 }
-                message.add_update(Record::from_rdata(key.name.clone(), after.ttl, data));
+                message.add_update(Record::from_rdata(key.name(), after.ttl, data));
             }
         }
         (Some(before), Some(after)) if apex && key.rtype == RecordType::NS => {
@@ -731,7 +721,7 @@ fn add_updates(message: &mut Message, zone: &Name, change: &Change) -> Result<()
             add(message, after)?;
             for value in before.values() {
                 if !after.values().contains(value) {
-                    let mut record = Record::from_rdata(key.name.clone(), 0, rdata(key, value)?);
+                    let mut record = Record::from_rdata(key.name(), 0, rdata(key, value)?);
                     record.dns_class = DNSClass::NONE;
                     message.add_update(record);
                 }
@@ -739,7 +729,7 @@ fn add_updates(message: &mut Message, zone: &Name, change: &Change) -> Result<()
         }
         (before, after) => {
             if before.is_some() {
-                message.add_update(class_record(key.name.clone(), key.rtype, DNSClass::ANY));
+                message.add_update(class_record(key.name(), key.rtype, DNSClass::ANY));
             }
             if let Some(after) = after {
                 add(message, after)?;

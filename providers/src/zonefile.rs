@@ -210,7 +210,7 @@ pub fn render_zone_file(zone: &ZoneContent) -> String {
     let soa = zone.soa();
     let apex_soa_key = RrKey::new(zone.origin.as_name().clone(), RecordType::SOA);
     let mut write_set = |key: &RrKey, set: &RecordSet| {
-        let owner = zone.origin.relative(&key.name);
+        let owner = zone.origin.relative(&key.name());
         for v in set.values() {
             let _ = writeln!(
                 out,

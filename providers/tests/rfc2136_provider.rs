@@ -825,7 +825,7 @@ spec:
         .map(|c| {
             (
                 c.op,
-                c.key.name.to_ascii(),
+                c.key.name().to_ascii(),
                 zentralink_model::record::type_name(c.key.rtype),
             )
         })

@@ -30,6 +30,9 @@ pub struct ZoneStateRecord {
     pub drift: serde_json::Value,
     pub message: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The digest of the last applied snapshot (`sha256:...`), so a pass
+    /// that finds the zone as it was left needs not load that snapshot.
+    pub last_applied_digest: Option<String>,
 }
 
 impl ZoneStateRecord {
@@ -54,7 +57,9 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const STATE_COLUMNS: &str = "tenant_id, zone_id, last_applied_snapshot_id, owned, held_for, revision, applied_at, outcome, plan_changes, drift, message, updated_at";
+/// A zone state with its last applied snapshot's digest (`FROM STATE_TABLES`).
+const STATE_COLUMNS: &str = "z.tenant_id, z.zone_id, z.last_applied_snapshot_id, z.owned, z.held_for, z.revision, z.applied_at, z.outcome, z.plan_changes, z.drift, z.message, z.updated_at, s.digest AS last_applied_digest";
+const STATE_TABLES: &str = "zone_states z LEFT JOIN snapshots s ON s.tenant_id = z.tenant_id AND s.id = z.last_applied_snapshot_id";
 
 /// The summary of a zone's last pass.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -181,7 +186,7 @@ impl Store {
         zone: ZoneId,
     ) -> Result<Option<ZoneStateRecord>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {STATE_COLUMNS} FROM zone_states WHERE tenant_id = $1 AND zone_id = $2"
+            "SELECT {STATE_COLUMNS} FROM {STATE_TABLES} WHERE z.tenant_id = $1 AND z.zone_id = $2"
         )))
         .bind(tenant)
         .bind(zone)
@@ -192,7 +197,7 @@ impl Store {
     /// Every zone's state (for a pass over many zones, and `zentralink status`).
     pub async fn all_zone_states(&self) -> Result<Vec<ZoneStateRecord>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {STATE_COLUMNS} FROM zone_states"
+            "SELECT {STATE_COLUMNS} FROM {STATE_TABLES}"
         )))
         .fetch_all(&self.pool)
         .await?)
@@ -384,30 +389,7 @@ impl Store {
             f.post_content,
         )
         .await?;
-        for o in f.outcomes {
-            sqlx::query(
-                "INSERT INTO dns_changes (tenant_id, zone_id, change_request_id, plan_digest, op, name, record_type, before, after, outcome, error, pre_snapshot_id, post_snapshot_id, execution_id, revision, requester)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(tenant)
-            .bind(f.zone)
-            .bind(f.request.map(|(id, _)| id))
-            .bind(f.plan_digest)
-            .bind(&o.op)
-            .bind(&o.name)
-            .bind(&o.record_type)
-            .bind(&o.before)
-            .bind(&o.after)
-            .bind(if o.error.is_none() { "applied" } else { "failed" })
-            .bind(&o.error)
-            .bind(f.pre_snapshot)
-            .bind(post)
-            .bind(f.execution)
-            .bind(f.revision)
-            .bind(f.requester)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_changes(&mut tx, tenant, f, post).await?;
         let closed = sqlx::query(
             "UPDATE executions SET state = $3, post_snapshot_id = $4, finished_at = now()
              WHERE tenant_id = $1 AND id = $2 AND state = 'Executing'",
@@ -586,6 +568,56 @@ impl Store {
     }
 }
 
+/// One `dns_changes` row per operation of a finished execution, in plan
+/// order, in one statement (the rows travel as arrays).
+async fn insert_changes(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    f: &FinishedExecution<'_>,
+    post: SnapshotId,
+) -> Result<(), StoreError> {
+    if f.outcomes.is_empty() {
+        return Ok(());
+    }
+    let column =
+        |get: fn(&ChangeOutcome) -> &str| -> Vec<&str> { f.outcomes.iter().map(get).collect() };
+    let ops = column(|o| &o.op);
+    let names = column(|o| &o.name);
+    let types = column(|o| &o.record_type);
+    let before: Vec<Option<&serde_json::Value>> =
+        f.outcomes.iter().map(|o| o.before.as_ref()).collect();
+    let after: Vec<Option<&serde_json::Value>> =
+        f.outcomes.iter().map(|o| o.after.as_ref()).collect();
+    let errors: Vec<Option<&str>> = f.outcomes.iter().map(|o| o.error.as_deref()).collect();
+    sqlx::query(
+        "INSERT INTO dns_changes (tenant_id, zone_id, change_request_id, plan_digest, op, name, record_type, before, after, outcome, error, pre_snapshot_id, post_snapshot_id, execution_id, revision, requester)
+         SELECT $1, $2, $3, $4, o.op, o.name, o.record_type, o.before, o.after,
+                CASE WHEN o.error IS NULL THEN 'applied' ELSE 'failed' END, o.error,
+                $5, $6, $7, $8, $9
+         FROM UNNEST($10::text[], $11::text[], $12::text[], $13::jsonb[], $14::jsonb[], $15::text[])
+              WITH ORDINALITY AS o(op, name, record_type, before, after, error, position)
+         ORDER BY o.position",
+    )
+    .bind(tenant)
+    .bind(f.zone)
+    .bind(f.request.map(|(id, _)| id))
+    .bind(f.plan_digest)
+    .bind(f.pre_snapshot)
+    .bind(post)
+    .bind(f.execution)
+    .bind(f.revision)
+    .bind(f.requester)
+    .bind(ops)
+    .bind(names)
+    .bind(types)
+    .bind(before)
+    .bind(after)
+    .bind(errors)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Stores a snapshot inside a transaction.
 pub(crate) async fn insert_snapshot(
     tx: &mut Transaction<'_, Postgres>,
@@ -595,7 +627,7 @@ pub(crate) async fn insert_snapshot(
     reason: SnapshotReason,
     content: &ZoneContent,
 ) -> Result<SnapshotId, StoreError> {
-    let (records, digest, count) = crate::snapshots::encode(content)?;
+    let (records, digest, count) = crate::snapshots::encode(content);
     Ok(sqlx::query_scalar(
         "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -619,4 +651,178 @@ pub(crate) async fn insert_audit<'e, E: PgExecutor<'e>>(
     event: &AuditEvent,
 ) -> Result<i64, StoreError> {
     crate::audit::insert(executor, event).await
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::RecordType;
+    use sqlx::PgPool;
+    use zentralink_model::digest::zone_digest;
+    use zentralink_model::{RecordSet, RecordValue, RrKey, ZoneContent, ZoneName};
+
+    use super::*;
+    use crate::audit::Actor;
+
+    fn content(addresses: &[&str]) -> ZoneContent {
+        let origin = ZoneName::parse("acme.example.").unwrap();
+        let mut c = ZoneContent::new(origin.clone());
+        for (i, a) in addresses.iter().enumerate() {
+            let value = RecordValue::parse(RecordType::A, a, &origin).unwrap();
+            c.sets.insert(
+                RrKey::new(origin.owner(&format!("h{i}")).unwrap(), RecordType::A),
+                RecordSet::new(300, vec![value]),
+            );
+        }
+        c
+    }
+
+    fn outcome(name: &str, error: Option<&str>) -> ChangeOutcome {
+        ChangeOutcome {
+            op: "update".into(),
+            name: name.into(),
+            record_type: "A".into(),
+            before: Some(serde_json::json!({"ttl": 300, "values": ["192.0.2.1"]})),
+            after: None,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    /// The closing transaction writes one history row per operation, in plan
+    /// order, each with its outcome; the zone's state then carries the post
+    /// snapshot's digest, so a pass finding that content needs not load it.
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_finished_execution_records_each_operation_and_the_applied_digest(pool: PgPool) {
+        let store = Store::from_pool(
+            pool.clone(),
+            zentralink_model::secrets::Keyring::new(
+                zentralink_model::secrets::EncryptionKey::from_bytes([1; 32]),
+                None,
+            ),
+        );
+        let tenant = store.upsert_tenant("acme", "Acme").await.unwrap();
+        let zone = store
+            .upsert_zone(tenant, "acme", "main", "acme.example.", None)
+            .await
+            .unwrap();
+        let before = content(&["192.0.2.1", "192.0.2.1", "192.0.2.1"]);
+        let pre = store
+            .save_snapshot(tenant, zone, "zonefile", SnapshotReason::PreChange, &before)
+            .await
+            .unwrap();
+        let execution = store
+            .begin_execution(
+                tenant,
+                &NewExecution {
+                    zone,
+                    request: None,
+                    plan: serde_json::json!({}),
+                    plan_digest: "sha256:00",
+                    rollback: false,
+                    revision: Some("r1"),
+                    requester: Some("alice"),
+                    pre_snapshot: pre,
+                },
+            )
+            .await
+            .unwrap();
+        let after = content(&["192.0.2.2", "192.0.2.1", "192.0.2.2"]);
+        let outcomes = [
+            outcome("h2.acme.example.", None),
+            outcome("h0.acme.example.", Some("refused")),
+            outcome("h1.acme.example.", None),
+        ];
+        let post = store
+            .finish_execution(
+                tenant,
+                &FinishedExecution {
+                    execution,
+                    zone,
+                    end: ExecutionEnd::Done,
+                    provider: "zonefile",
+                    post_content: &after,
+                    outcomes: &outcomes,
+                    owned: vec![],
+                    held_for: None,
+                    revision: Some("r1"),
+                    requester: Some("alice"),
+                    request: None,
+                    plan_digest: "sha256:00",
+                    pre_snapshot: Some(pre),
+                    audit: AuditEvent::new(
+                        Some(tenant),
+                        Actor::Operator("test".into()),
+                        "dns.changes.applied",
+                    ),
+                },
+            )
+            .await
+            .unwrap();
+        type ChangeRow = (
+            String,
+            String,
+            Option<String>,
+            Option<serde_json::Value>,
+            Option<SnapshotId>,
+            Option<SnapshotId>,
+            Option<String>,
+        );
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT name, outcome, error, after, pre_snapshot_id, post_snapshot_id, requester
+                 FROM dns_changes WHERE execution_id = $1 ORDER BY id",
+        )
+        .bind(execution)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let summary: Vec<(&str, &str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("h2.acme.example.", "applied", None),
+                ("h0.acme.example.", "failed", Some("refused")),
+                ("h1.acme.example.", "applied", None),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.3.is_none()
+            && r.4 == Some(pre)
+            && r.5 == Some(post)
+            && r.6.as_deref() == Some("alice")));
+
+        let state = store.zone_state(tenant, zone).await.unwrap().unwrap();
+        assert_eq!(state.last_applied_snapshot_id, Some(post));
+        assert_eq!(
+            state.last_applied_digest,
+            Some(zone_digest(&after).to_string())
+        );
+        assert_eq!(store.snapshot_content(tenant, post).await.unwrap(), after);
+        let all = store.all_zone_states().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].last_applied_digest, state.last_applied_digest);
+
+        // The next execution's pre-change snapshot of that same content is a
+        // copy made in the database: its own row, its own reason, same records.
+        let copy = store
+            .copy_snapshot(tenant, post, SnapshotReason::PreChange)
+            .await
+            .unwrap();
+        assert_ne!(copy, post);
+        let record = store.snapshot(tenant, copy).await.unwrap();
+        assert_eq!(
+            (record.reason.as_str(), record.zone_id, record.record_sets),
+            ("pre-change", zone, 3)
+        );
+        assert_eq!(Some(record.digest), state.last_applied_digest);
+        assert_eq!(store.snapshot_content(tenant, copy).await.unwrap(), after);
+        // Only a snapshot of the tenant's own is copied.
+        let other = store.upsert_tenant("globex", "Globex").await.unwrap();
+        assert!(matches!(
+            store
+                .copy_snapshot(other, post, SnapshotReason::PreChange)
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
 }

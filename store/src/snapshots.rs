@@ -3,6 +3,7 @@
 //! request or a recorded change refers to.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use zentralink_model::digest::zone_digest;
 use zentralink_model::zone::StoredRecordSet;
 use zentralink_model::{ZoneContent, ZoneName};
@@ -52,15 +53,13 @@ pub struct SnapshotRecord {
 const COLUMNS: &str =
     "id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, created_at";
 
-/// A snapshot's stored form: records as JSON, the digest, the number of record sets.
-pub(crate) fn encode(
-    content: &ZoneContent,
-) -> Result<(serde_json::Value, String, i32), StoreError> {
-    let records = serde_json::to_value(content.to_stored())
-        .map_err(|e| StoreError::Database(e.to_string()))?;
+/// A snapshot's stored form: records (written as JSON straight from the
+/// list, without a JSON tree in between), the digest, the number of record sets.
+pub(crate) fn encode(content: &ZoneContent) -> (Json<Vec<StoredRecordSet>>, String, i32) {
+    let records = Json(content.to_stored());
     let digest = zone_digest(content).to_string();
     let count = i32::try_from(content.len()).unwrap_or(i32::MAX);
-    Ok((records, digest, count))
+    (records, digest, count)
 }
 
 impl Store {
@@ -73,7 +72,7 @@ impl Store {
         reason: SnapshotReason,
         content: &ZoneContent,
     ) -> Result<SnapshotId, StoreError> {
-        let (records, digest, count) = encode(content)?;
+        let (records, digest, count) = encode(content);
         Ok(sqlx::query_scalar(
             "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -87,6 +86,29 @@ impl Store {
         .bind(digest)
         .bind(count)
         .bind(records)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Stores a snapshot of the same content as snapshot `from` (of the same
+    /// tenant) under another reason, copied inside the database: the zone's
+    /// records neither travel nor get encoded again. Returns its id.
+    pub async fn copy_snapshot(
+        &self,
+        tenant: TenantId,
+        from: SnapshotId,
+        reason: SnapshotReason,
+    ) -> Result<SnapshotId, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records)
+             SELECT $3, tenant_id, zone_id, zone_name, provider, $4, digest, record_sets, records
+             FROM snapshots WHERE tenant_id = $1 AND id = $2
+             RETURNING id",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(SnapshotId::new())
+        .bind(reason.as_str())
         .fetch_one(&self.pool)
         .await?)
     }
@@ -108,7 +130,7 @@ impl Store {
         {
             return Ok(existing);
         }
-        let (records, digest, count) = encode(content)?;
+        let (records, digest, count) = encode(content);
         let id: SnapshotId = sqlx::query_scalar(
             "INSERT INTO snapshots (id, tenant_id, zone_id, zone_name, provider, reason, digest, record_sets, records, requested_by, note)
              VALUES ($1, $2, $3, $4, $5, 'on-demand', $6, $7, $8, $9, $10) RETURNING id",
@@ -174,8 +196,10 @@ impl Store {
         tenant: TenantId,
         id: SnapshotId,
     ) -> Result<ZoneContent, StoreError> {
-        let (zone_name, digest, records): (String, String, serde_json::Value) = sqlx::query_as(
-            "SELECT zone_name, digest, records FROM snapshots WHERE tenant_id = $1 AND id = $2",
+        // The records are read as text and parsed straight into the list,
+        // without a JSON tree in between.
+        let (zone_name, digest, records): (String, String, String) = sqlx::query_as(
+            "SELECT zone_name, digest, records::text FROM snapshots WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
@@ -183,7 +207,8 @@ impl Store {
         .await?;
         let origin = ZoneName::parse(&zone_name).map_err(StoreError::Corrupt)?;
         let stored: Vec<StoredRecordSet> =
-            serde_json::from_value(records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde_json::from_str(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        drop(records);
         let content = ZoneContent::from_stored(origin, &stored).map_err(StoreError::Corrupt)?;
         if zone_digest(&content).to_string() != digest {
             return Err(StoreError::Corrupt(format!(

@@ -171,8 +171,15 @@ impl Walk {
 
 /// Reads and parses every manifest under the paths.
 pub fn load_objects(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics) {
+    let (objects, errors, _) = load_objects_with_digest(paths);
+    (objects, errors)
+}
+
+/// [`load_objects`], with the digest of the files read ([`FilesDigest`]).
+fn load_objects_with_digest(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics, String) {
     let (files, mut errors) = manifest_files(paths);
     let mut objects = Vec::new();
+    let mut digest = FilesDigest::default();
     for file in files {
         let text = match read_text(&file, MAX_MANIFEST_BYTES, "manifests") {
             Ok(t) => t,
@@ -188,12 +195,51 @@ pub fn load_objects(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics) {
                 continue;
             }
         };
-        let source: Arc<SourceFile> = SourceFile::new(file.display().to_string(), text);
+        let name = file.display().to_string();
+        digest.add(&name, &text);
+        let source: Arc<SourceFile> = SourceFile::new(name, text);
         let (objs, errs) = parse_documents(&source);
         objects.extend(objs);
         errors.extend(errs);
     }
-    (objects, errors)
+    (objects, errors, digest.finish())
+}
+
+/// The digest of the manifests under the paths, as [`load_objects_with_digest`]
+/// gives it, without parsing them; `None` when a file cannot be read (the
+/// load says why).
+fn manifests_digest(paths: &[PathBuf]) -> Option<String> {
+    let (files, errors) = manifest_files(paths);
+    if !errors.is_empty() {
+        return None;
+    }
+    let mut digest = FilesDigest::default();
+    for file in files {
+        let text = read_text(&file, MAX_MANIFEST_BYTES, "manifests").ok()?;
+        digest.add(&file.display().to_string(), &text);
+    }
+    Some(digest.finish())
+}
+
+/// SHA-256 over every manifest file's name and text, in load order: the
+/// revision of a directory.
+#[derive(Default)]
+struct FilesDigest(sha2::Sha256);
+
+impl FilesDigest {
+    fn add(&mut self, name: &str, text: &str) {
+        use sha2::Digest;
+        self.0.update(name.as_bytes());
+        self.0.update([0]);
+        self.0.update(text.as_bytes());
+        self.0.update([0]);
+    }
+
+    fn finish(self) -> String {
+        use sha2::Digest;
+        let digest = self.0.finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Reads, parses and validates every manifest under the paths.
@@ -231,16 +277,12 @@ impl super::Source for DirectorySource {
 
     async fn fetch(&self) -> Result<super::Revision, super::SourceError> {
         let paths = self.paths.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let (objects, errors) = load_objects(&paths);
-            let digest = manifests_digest(&objects);
-            (objects, errors, digest)
-        })
-        .await
-        .map_err(|e| super::SourceError::Unreachable {
-            origin: self.name(),
-            message: format!("reading the manifests stopped: {e}"),
-        })?;
+        let loaded = tokio::task::spawn_blocking(move || load_objects_with_digest(&paths))
+            .await
+            .map_err(|e| super::SourceError::Unreachable {
+                origin: self.name(),
+                message: format!("reading the manifests stopped: {e}"),
+            })?;
         let (objects, mut errors, digest) = loaded;
         let id = format!("dir@sha256:{digest}");
         if objects.is_empty() && !errors.is_empty() && self.paths.iter().all(|p| !p.exists()) {
@@ -260,31 +302,68 @@ impl super::Source for DirectorySource {
         }
         Ok(super::Revision {
             id,
-            catalog,
+            catalog: Arc::new(catalog),
             requesters: std::collections::BTreeMap::new(),
             default_requester: self.requester.clone(),
             files_root: None,
             changes: std::collections::BTreeMap::new(),
         })
     }
+
+    /// The files are hashed first (read, not parsed): the same digest as the
+    /// revision in force means the same manifests.
+    async fn fetch_if_changed(
+        &self,
+        in_force: Option<&str>,
+    ) -> Result<super::Fetched, super::SourceError> {
+        if let Some(in_force) = in_force {
+            let paths = self.paths.clone();
+            let digest = tokio::task::spawn_blocking(move || manifests_digest(&paths))
+                .await
+                .ok()
+                .flatten();
+            if digest.is_some_and(|d| in_force.strip_prefix("dir@sha256:") == Some(d.as_str())) {
+                return Ok(super::Fetched::Unchanged);
+            }
+        }
+        self.fetch().await.map(super::Fetched::New)
+    }
 }
 
-/// SHA-256 over every manifest file's name and text, in load order.
-fn manifests_digest(objects: &[LoadedObject]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut last: Option<*const SourceFile> = None;
-    for o in objects {
-        let file = Arc::as_ptr(&o.origin.file);
-        if last == Some(file) {
-            continue;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Fetched, Source};
+
+    async fn fetched_id(source: &DirectorySource, in_force: Option<&str>) -> Option<String> {
+        match source.fetch_if_changed(in_force).await {
+            Ok(Fetched::New(revision)) => Some(revision.id),
+            Ok(Fetched::Unchanged) => None,
+            Err(e) => panic!("{e}"),
         }
-        last = Some(file);
-        hasher.update(o.origin.file.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(o.origin.file.text().as_bytes());
-        hasher.update([0]);
     }
-    let digest = hasher.finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+
+    #[tokio::test]
+    async fn an_unchanged_directory_is_not_read_into_a_new_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "# nothing declared yet\n").unwrap();
+        let source = DirectorySource::new(vec![dir.path().to_path_buf()], "me");
+        let first = source.fetch().await.unwrap().id;
+        assert!(first.starts_with("dir@sha256:"), "{first}");
+        assert_eq!(fetched_id(&source, Some(&first)).await, None);
+        assert_eq!(fetched_id(&source, None).await, Some(first.clone()));
+        assert_eq!(
+            fetched_id(&source, Some("dir@sha256:0")).await,
+            Some(first.clone())
+        );
+
+        // Any change of a manifest's text, or a new manifest, is a new revision.
+        std::fs::write(dir.path().join("a.yaml"), "# still nothing\n").unwrap();
+        let second = fetched_id(&source, Some(&first)).await.unwrap();
+        assert_ne!(second, first);
+        std::fs::write(dir.path().join("b.yml"), "").unwrap();
+        let third = fetched_id(&source, Some(&second)).await.unwrap();
+        assert_ne!(third, second);
+        assert_eq!(source.fetch().await.unwrap().id, third);
+    }
 }

@@ -43,7 +43,7 @@ use zentralink_model::secrets::{REDACTED, SecretString};
 use zentralink_providers::fsread::ReadError;
 
 use super::directory::{MAX_DIRECTORY_DEPTH, MAX_MANIFEST_BYTES, MAX_MANIFEST_FILES};
-use super::{Revision, Source, SourceError};
+use super::{Fetched, Revision, Source, SourceError};
 
 /// The branch read when none is given.
 pub const DEFAULT_REFERENCE: &str = "main";
@@ -399,6 +399,20 @@ impl Source for GitSource {
     async fn fetch(&self) -> Result<Revision, SourceError> {
         self.fetch_with_commit().await.map(|(revision, _)| revision)
     }
+
+    /// Fetches; the commit's tree is read and validated only when the
+    /// reference moved away from the revision in force.
+    async fn fetch_if_changed(&self, in_force: Option<&str>) -> Result<Fetched, SourceError> {
+        let inner = Arc::clone(&self.inner);
+        let in_force = in_force.map(str::to_owned);
+        let read = self
+            .blocking(move || inner.fetch_and_read_unless(in_force.as_deref()))
+            .await?;
+        Ok(match read {
+            Some((revision, _)) => Fetched::New(revision),
+            None => Fetched::Unchanged,
+        })
+    }
 }
 
 impl Inner {
@@ -450,6 +464,24 @@ impl Inner {
         let repo = open_or_create_mirror(&self.mirror_dir).map_err(|m| self.unreachable(m))?;
         let commit = self.fetch_reference(&repo)?;
         self.read_revision(&repo, commit)
+    }
+
+    /// [`Inner::fetch_and_read`], or `None` when the fetched commit is the
+    /// revision `in_force` (nothing is read).
+    fn fetch_and_read_unless(
+        &self,
+        in_force: Option<&str>,
+    ) -> Result<Option<(Revision, CommitInfo)>, SourceError> {
+        let _clone = self
+            .mirror_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let repo = open_or_create_mirror(&self.mirror_dir).map_err(|m| self.unreachable(m))?;
+        let commit = self.fetch_reference(&repo)?;
+        if in_force == Some(self.revision_id(commit).as_str()) {
+            return Ok(None);
+        }
+        self.read_revision(&repo, commit).map(Some)
     }
 
     fn read_known_commit(&self, commit: &str) -> Result<(Revision, CommitInfo), SourceError> {
@@ -716,7 +748,7 @@ impl Inner {
             .zones
             .iter()
             .filter_map(|zone| {
-                let change = last.get(&zone.origin.file.name)?;
+                let change = last.get(&*zone.origin.file)?;
                 Some((
                     (zone.namespace.clone(), zone.name.clone()),
                     change.author.clone(),
@@ -725,7 +757,7 @@ impl Inner {
             .collect();
         let revision = Revision {
             id,
-            catalog,
+            catalog: Arc::new(catalog),
             requesters,
             default_requester: info.author.identity(),
             files_root: self.options.files_root.clone(),
@@ -1189,28 +1221,23 @@ fn read_manifest(repo: &Repository, file: &ManifestBlob) -> Result<Arc<SourceFil
 /// Every file an object of the catalog was read from.
 fn manifest_files(catalog: &Catalog) -> BTreeSet<String> {
     let mut files = BTreeSet::new();
-    files.extend(catalog.tenants.values().map(|o| o.origin.file.name.clone()));
-    files.extend(
-        catalog
-            .policies
-            .values()
-            .map(|o| o.origin.file.name.clone()),
-    );
+    files.extend(catalog.tenants.values().map(|o| o.origin.file.to_string()));
+    files.extend(catalog.policies.values().map(|o| o.origin.file.to_string()));
     files.extend(
         catalog
             .connections
             .values()
-            .map(|o| o.origin.file.name.clone()),
+            .map(|o| o.origin.file.to_string()),
     );
-    files.extend(catalog.zones.iter().map(|o| o.origin.file.name.clone()));
+    files.extend(catalog.zones.iter().map(|o| o.origin.file.to_string()));
     files.extend(
         catalog
             .change_requests
             .iter()
-            .map(|o| o.origin.file.name.clone()),
+            .map(|o| o.origin.file.to_string()),
     );
-    files.extend(catalog.approvals.iter().map(|o| o.origin.file.name.clone()));
-    files.extend(catalog.snapshots.iter().map(|o| o.origin.file.name.clone()));
+    files.extend(catalog.approvals.iter().map(|o| o.origin.file.to_string()));
+    files.extend(catalog.snapshots.iter().map(|o| o.origin.file.to_string()));
     files
 }
 
@@ -1658,6 +1685,59 @@ mod tests {
         assert_eq!(normalize_sub_directory(Some("/")), Ok(String::new()));
         for bad in ["../x", "a/./b", "a//b", "a/.."] {
             assert!(normalize_sub_directory(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A commit of `files` on `main` of the repository at `dir`.
+    fn commit(repo: &Repository, dir: &Path, files: &[(&str, &str)]) {
+        let mut index = repo.index().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+            index.add_path(Path::new(name)).unwrap();
+        }
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let who = git2::Signature::now("Alice Admin", "alice@acme.example").unwrap();
+        let parent = repo
+            .find_reference("refs/heads/main")
+            .ok()
+            .and_then(|r| r.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(
+            Some("refs/heads/main"),
+            &who,
+            &who,
+            "zones",
+            &tree,
+            &parents,
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_finds_the_commit_in_force_reads_nothing() {
+        let upstream = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let repo = Repository::init(upstream.path()).unwrap();
+        commit(&repo, upstream.path(), &[("zones.yaml", "# none yet\n")]);
+        let url = format!("file://{}", upstream.path().display());
+        let source = GitSource::new(GitSourceOptions::new(url, state.path())).unwrap();
+        let first = source.fetch().await.unwrap().id;
+        let again = source.fetch_if_changed(Some(&first)).await.unwrap();
+        assert!(matches!(again, Fetched::Unchanged), "{again:?}");
+        let fresh = source.fetch_if_changed(None).await.unwrap();
+        assert!(
+            matches!(&fresh, Fetched::New(r) if r.id == first),
+            "{fresh:?}"
+        );
+
+        commit(&repo, upstream.path(), &[("zones.yaml", "# still none\n")]);
+        match source.fetch_if_changed(Some(&first)).await.unwrap() {
+            Fetched::New(revision) => {
+                assert_ne!(revision.id, first);
+                assert!(revision.id.starts_with("main@sha1:"), "{}", revision.id);
+            }
+            Fetched::Unchanged => panic!("a new commit was taken for the one in force"),
         }
     }
 

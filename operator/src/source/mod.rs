@@ -7,6 +7,7 @@ pub mod git;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use zentralink_model::catalog::Catalog;
@@ -17,7 +18,8 @@ use zentralink_model::diagnostics::Diagnostics;
 pub struct Revision {
     /// What was read: `main@sha1:<commit>` (git), `dir@sha256:<digest of the manifests>` (directory).
     pub id: String,
-    pub catalog: Catalog,
+    /// Shared, so that a pass's zones borrow it instead of copying their entries.
+    pub catalog: Arc<Catalog>,
     /// Who asked for each zone's current declaration, by (namespace, DnsZone name):
     /// the author of the commit that last changed its document (git).
     pub requesters: BTreeMap<(String, String), String>,
@@ -42,7 +44,19 @@ pub struct FileChange {
     pub signature: Option<(String, Vec<u8>)>,
 }
 
+/// The prefix of revisions read from the Kubernetes API: there, the API
+/// server authenticated whoever changed an object and the admission webhook
+/// stamped their name, so requesters need no commit signature.
+pub const KUBERNETES_REVISION_PREFIX: &str = "kubernetes:";
+
 impl Revision {
+    /// Whether the requesters of this revision were authenticated by the
+    /// source itself (the Kubernetes API), so `requireSignedCommits` (a git
+    /// rule) has nothing to check.
+    pub fn requesters_authenticated(&self) -> bool {
+        self.id.starts_with(KUBERNETES_REVISION_PREFIX)
+    }
+
     /// The commit that last changed the file an object was read from.
     pub fn change_of(&self, file: &str) -> Option<&FileChange> {
         self.changes.get(file)
@@ -81,6 +95,15 @@ impl SourceError {
     }
 }
 
+/// What a fetch found, given the revision in force.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The source is still at the revision in force; nothing was parsed.
+    Unchanged,
+    /// Another revision, read and validated.
+    New(Revision),
+}
+
 /// A source of desired state.
 #[async_trait]
 pub trait Source: Send + Sync + std::fmt::Debug {
@@ -88,4 +111,17 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     fn name(&self) -> String;
     /// Reads (fetching first, when remote) and validates the current revision.
     async fn fetch(&self) -> Result<Revision, SourceError>;
+    /// [`Source::fetch`], unless the source is still at `in_force` (a
+    /// revision id): then nothing is parsed or validated, so a long-running
+    /// operator never holds a second copy of an unchanged catalog. Sources
+    /// that can tell their revision before parsing (a commit id, a digest of
+    /// the files) say so; the default reads and compares.
+    async fn fetch_if_changed(&self, in_force: Option<&str>) -> Result<Fetched, SourceError> {
+        let revision = self.fetch().await?;
+        Ok(if in_force == Some(revision.id.as_str()) {
+            Fetched::Unchanged
+        } else {
+            Fetched::New(revision)
+        })
+    }
 }
