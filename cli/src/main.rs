@@ -139,7 +139,7 @@ enum Command {
     /// Reconcile continuously: read the source at an interval and on a
     /// verified git webhook, reconcile what changed, every zone at the full-pass
     /// interval; serve /metrics, /healthz, /readyz. Stops cleanly on SIGTERM.
-    Operator(ops::OperatorArgs),
+    Operator(Box<ops::OperatorArgs>),
     /// Per zone: the revision applied, the last pass, the plan size, change
     /// requests waiting and what for, drift, provider readiness.
     Status(ops::StatusArgs),

@@ -101,11 +101,16 @@ pub struct ReconcileArgs {
 }
 
 pub fn credentials(inputs: &Inputs) -> Arc<Credentials> {
-    Arc::new(Credentials {
+    Arc::new(credentials_value(inputs))
+}
+
+/// The credentials of the process (the cluster operator adds the cluster's Secrets).
+fn credentials_value(inputs: &Inputs) -> Credentials {
+    Credentials {
         keyring: inputs.keyring.clone(),
         env: inputs.credential_env.clone(),
         secrets: None,
-    })
+    }
 }
 
 /// One pass: exit 0 when every zone converged or waits for approval, 1 on errors.
@@ -211,10 +216,62 @@ pub struct OperatorArgs {
     /// Zones reconciled at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// The options of `operator --source kubernetes`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "With --source kubernetes")]
+pub struct ClusterFlags {
+    /// Serve the admission webhook (HTTPS) here, e.g. 0.0.0.0:9443.
+    #[arg(long, value_name = "ADDR")]
+    pub admission_listen: Option<std::net::SocketAddr>,
+    /// The webhook's certificate from a directory (tls.crt, tls.key; as
+    /// cert-manager writes it). Without it the operator makes its own and
+    /// patches its CA into the webhook configurations.
+    #[arg(long, value_name = "DIR")]
+    pub admission_tls_dir: Option<PathBuf>,
+    /// The webhook's Service (the generated certificate names <svc>.<ns>.svc).
+    #[arg(long, value_name = "NAME", default_value = "zentralink-webhook")]
+    pub admission_service: String,
+    /// The Validating- and MutatingWebhookConfigurations to patch the generated CA into.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "zentralink"
+    )]
+    pub admission_configs: Vec<String>,
+    /// More names or addresses for the generated certificate (repeat), e.g. 127.0.0.1.
+    #[arg(long = "admission-san", value_name = "NAME")]
+    pub admission_sans: Vec<String>,
+    /// The operator's namespace: its Leases live there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "zentralink")]
+    pub namespace: String,
+    /// This replica's name (the pod's name; default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// The operator's ServiceAccount: the one user the webhook lets set a requester.
+    #[arg(
+        long,
+        env = "ZENTRALINK_SERVICE_ACCOUNT",
+        default_value = "zentralink-operator"
+    )]
+    pub service_account: String,
+    /// Split the zones into N shards, each reconciled by the replica that holds its Lease.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// How long a Lease stays held without renewal.
+    #[arg(long, default_value = "15s")]
+    pub lease_duration: String,
 }
 
 /// Runs the reconcile loop until SIGTERM or Ctrl-C.
 pub async fn operator(args: &OperatorArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    if args.source_url == "kubernetes" {
+        return cluster_operator(args, inputs).await;
+    }
     let source_args = SourceArgs {
         source: args.source_url.clone(),
         git_ref: args.options.git_ref.clone(),
@@ -268,6 +325,81 @@ pub async fn operator(args: &OperatorArgs, inputs: &Inputs) -> anyhow::Result<Ex
             full_pass,
             listen: Some(args.listen),
             webhook_secret,
+        },
+        zentralink_operator::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zentralink operator --source kubernetes`: the controller, the admission
+/// webhook and the leases, with the store as the system of record.
+async fn cluster_operator(args: &OperatorArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    use zentralink_operator::cluster;
+    let seconds = |flag: &str, v: &str| {
+        zentralink_model::policy::parse_duration(v)
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let requeue = seconds("--full-pass", &args.full_pass)?;
+    let lease_duration = seconds("--lease-duration", &args.cluster.lease_duration)?;
+    let flags = &args.cluster;
+    let identity = flags.identity.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("zentralink-{}", std::process::id()))
+    });
+    let zonefile_root = match &args.options.zonefile_root {
+        Some(root) => root.clone(),
+        None => std::env::current_dir()?,
+    };
+    let store = crate::open_store(inputs).await?;
+    store.migrate().await?;
+    let metrics = zentralink_operator::metrics::Metrics::new();
+    let admission = flags
+        .admission_listen
+        .map(|listen| cluster::admission::AdmissionOptions {
+            listen,
+            tls: cluster::run::tls_source(
+                flags.admission_tls_dir.clone(),
+                &flags.admission_service,
+                &flags.namespace,
+                flags.admission_sans.clone(),
+                flags.admission_configs.clone(),
+            ),
+            operator_user: format!(
+                "system:serviceaccount:{}:{}",
+                flags.namespace, flags.service_account
+            ),
+        });
+    let concurrency = u16::try_from(args.concurrency.max(1)).unwrap_or(u16::MAX);
+    cluster::run::run(
+        cluster::run::ClusterOptions {
+            listen: args.listen,
+            admission,
+            namespace: flags.namespace.clone(),
+            identity: identity.clone(),
+            shards: flags.shards,
+            lease_duration,
+            controller: cluster::controller::ControllerOptions {
+                zonefile_root,
+                requeue,
+                concurrency,
+                identity,
+            },
+        },
+        cluster::run::Inputs {
+            store,
+            credentials: credentials_value(inputs),
+            clock: Arc::new(SystemClock),
+            metrics,
+            reconcile: Options {
+                concurrency: args.concurrency,
+                actor: "zentralink-operator".into(),
+                execute: true,
+            },
         },
         zentralink_operator::server::shutdown_signal(),
     )

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 use zentralink_model::plan::{PlanScope, plan_zone};
 use zentralink_model::resources::PowerDnsSettings;
@@ -257,27 +257,7 @@ async fn create_zone(provider: &PowerDnsProvider, zone: &ZoneName) {
 async fn world() -> World {
     let pdns_url = env("ZL_PDNS_URL");
     let pdns_key = env("ZL_PDNS_API_KEY");
-    let admin_url = env("DATABASE_URL");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
-    let db_name = format!("zl_e2e_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-        .await
-        .unwrap();
-    let opts: PgConnectOptions = admin_url.parse().unwrap();
-    let db_url = format!(
-        "postgres://{}{}@{}:{}/{db_name}",
-        opts.get_username(),
-        std::env::var("PGPASSWORD")
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default(),
-        opts.get_host(),
-        opts.get_port()
-    );
+    let (admin, db_url, db_name) = common::fresh_database("zl_e2e").await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect_lazy(&db_url)

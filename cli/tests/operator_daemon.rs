@@ -4,12 +4,13 @@
 //! new one does not validate, and stops cleanly on SIGTERM. Needs DATABASE_URL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::Executor;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -111,28 +112,7 @@ impl Drop for Killer {
 #[tokio::test]
 async fn the_operator_follows_webhooks_keeps_the_last_good_revision_and_stops_on_sigterm() {
     zentralink_providers::install_tls_provider();
-    let admin_url = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must point at PostgreSQL; scripts/test.sh sets it");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
-    let db = format!("zl_daemon_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .await
-        .unwrap();
-    let opts: PgConnectOptions = admin_url.parse().unwrap();
-    let db_url = format!(
-        "postgres://{}{}@{}:{}/{db}",
-        opts.get_username(),
-        std::env::var("PGPASSWORD")
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default(),
-        opts.get_host(),
-        opts.get_port()
-    );
+    let (admin, db_url, db) = common::fresh_database("zl_daemon").await;
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     std::fs::create_dir_all(repo.join("acme")).unwrap();

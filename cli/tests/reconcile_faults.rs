@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
 mod common;
@@ -137,27 +137,7 @@ async fn write_faults_never_record_what_did_not_happen() {
     let app = axum::Router::new().fallback(forward).with_state(proxy);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let admin_url = env("DATABASE_URL");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
-    let db = format!("zl_faults_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .await
-        .unwrap();
-    let opts: PgConnectOptions = admin_url.parse().unwrap();
-    let db_url = format!(
-        "postgres://{}{}@{}:{}/{db}",
-        opts.get_username(),
-        std::env::var("PGPASSWORD")
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default(),
-        opts.get_host(),
-        opts.get_port()
-    );
+    let (admin, db_url, db) = common::fresh_database("zl_faults").await;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy(&db_url)

@@ -415,9 +415,20 @@ pub enum DriftMode {
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Awaiting",
         type_ = "string",
         json_path = ".status.pendingChangeRequest"
+    ),
+    printcolumn(
+        name = "Changes",
+        type_ = "integer",
+        json_path = ".status.plannedChanges",
+        priority = 1
     ),
     printcolumn(
         name = "Age",
@@ -491,6 +502,15 @@ pub struct DnsZoneStatus {
     /// Number of record sets the provider holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_sets: Option<u32>,
+    /// The revision whose plan was last applied (`kubernetes:<namespace>/<name>@<generation>`, or a git revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
+    /// Operations in the last plan (0 when the zone holds what is declared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_changes: Option<u32>,
+    /// Record sets whose provider content differs from what was last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted_record_sets: Option<u32>,
 }
 
 // ---------------------------------------------------------------- DnsChangeRequest
@@ -509,6 +529,11 @@ pub struct DnsZoneStatus {
     derive = "PartialEq",
     printcolumn(name = "Zone", type_ = "string", json_path = ".spec.zoneRef"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(
+        name = "Needs",
+        type_ = "integer",
+        json_path = ".status.approvalsNeeded"
+    ),
     printcolumn(
         name = "Digest",
         type_ = "string",
@@ -585,6 +610,12 @@ pub struct DnsChangeRequestStatus {
     /// Approvers whose valid approvals were accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approved_by: Vec<String>,
+    /// How many more distinct approvers must approve (0 once approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals_needed: Option<u32>,
+    /// Who may still sign: the policy's approvers with an allowed role, never the requester.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub may_approve: Vec<String>,
     /// When the request expires if not approved (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,

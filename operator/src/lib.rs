@@ -4,6 +4,7 @@
 //! `zentralink-providers`. Does I/O.
 
 pub mod approvals;
+pub mod cluster;
 pub mod daemon;
 pub mod guard;
 pub mod metrics;

@@ -43,6 +43,19 @@ pub struct CountedApproval {
     pub key_fingerprint: Option<String>,
 }
 
+/// A judged approval: its verdict and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JudgmentRecord {
+    pub approver: String,
+    pub decision: String,
+    pub accepted: bool,
+    /// The refusal's code when refused.
+    pub refusal: Option<String>,
+    /// Why it was accepted or refused.
+    pub verification: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A submitted approval waiting for its judgment.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Submission {
@@ -144,6 +157,24 @@ impl Store {
         .bind(tenant)
         .bind(request)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How one signed document was judged for a request, if it was.
+    pub async fn judgment(
+        &self,
+        tenant: TenantId,
+        request: ChangeRequestId,
+        fingerprint: &str,
+    ) -> Result<Option<JudgmentRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT approver, decision, accepted, refusal, verification, created_at FROM approvals
+             WHERE tenant_id = $1 AND change_request_id = $2 AND fingerprint = $3",
+        )
+        .bind(tenant)
+        .bind(request)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
         .await?)
     }
 

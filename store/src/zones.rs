@@ -128,6 +128,23 @@ impl Store {
         .await?)
     }
 
+    /// A zone by its object (`namespace/name`), when the store knows it.
+    pub async fn zone_by_object(
+        &self,
+        tenant: TenantId,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ZoneRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        )))
+        .bind(tenant)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn zones(&self, tenant: TenantId) -> Result<Vec<ZoneRecord>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM zones WHERE tenant_id = $1 ORDER BY zone_name"

@@ -56,3 +56,32 @@ impl Drop for PdnsLock {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A database of its own for one test on the PostgreSQL in `DATABASE_URL`:
+/// the admin pool (to drop it at the end), the new database's URL and name.
+pub async fn fresh_database(prefix: &str) -> (sqlx::PgPool, String, String) {
+    use sqlx::Executor;
+    let admin_url = env("DATABASE_URL");
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("{prefix}_{}", &id[..16]);
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let opts: sqlx::postgres::PgConnectOptions = admin_url.parse().unwrap();
+    let url = format!(
+        "postgres://{}{}@{}:{}/{name}",
+        opts.get_username(),
+        std::env::var("PGPASSWORD")
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default(),
+        opts.get_host(),
+        opts.get_port()
+    );
+    (admin, url, name)
+}
