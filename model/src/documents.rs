@@ -121,6 +121,9 @@ pub struct SourceFile {
     pub name: Arc<str>,
     text: String,
     index: OnceLock<Vec<DocumentIndex>>,
+    /// Where each document starts, without the field paths: what a
+    /// [`Location`] needs, found without building the whole index.
+    starts: OnceLock<Vec<DocumentStart>>,
 }
 
 impl SourceFile {
@@ -134,6 +137,7 @@ impl SourceFile {
             name: Arc::from(name.into()),
             text,
             index: OnceLock::new(),
+            starts: OnceLock::new(),
         })
     }
 
@@ -143,6 +147,21 @@ impl SourceFile {
 
     fn documents(&self) -> &[DocumentIndex] {
         self.index.get_or_init(|| index_documents(&self.text))
+    }
+
+    /// The line where document `n`'s content starts: from the whole index
+    /// when an error has already built it, else from a scan that records
+    /// only where documents start.
+    fn document_line(&self, n: usize) -> Option<usize> {
+        if let Some(docs) = self.index.get() {
+            let doc = docs.get(n)?;
+            return Some(doc.first_content_line.unwrap_or(doc.start_line));
+        }
+        let start = self
+            .starts
+            .get_or_init(|| document_starts(&self.text))
+            .get(n)?;
+        Some(start.first_content_line.unwrap_or(start.start_line))
     }
 }
 
@@ -159,8 +178,7 @@ pub struct Origin {
 impl Origin {
     /// The line where the document's content starts (after any `---`).
     pub fn line(&self) -> Option<usize> {
-        let doc = self.file.documents().get(self.document)?;
-        Some(doc.first_content_line.unwrap_or(doc.start_line))
+        self.file.document_line(self.document)
     }
 
     /// The line of a field path (`spec.recordSets[3].values[0]`), or of the
@@ -664,6 +682,57 @@ impl MarkedEventReceiver for Indexer {
     }
 }
 
+/// Where one document starts (as [`DocumentIndex`] says it).
+#[derive(Debug, Clone, Copy)]
+struct DocumentStart {
+    start_line: usize,
+    first_content_line: Option<usize>,
+}
+
+/// Records where documents start and their first scalar, nothing else: no
+/// field path is formatted, so locating 10,000 zones costs one scan of their
+/// text and no memory beyond the list.
+#[derive(Default)]
+struct StartScanner {
+    docs: Vec<DocumentStart>,
+    current: Option<DocumentStart>,
+}
+
+impl MarkedEventReceiver for StartScanner {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::DocumentStart => {
+                self.current = Some(DocumentStart {
+                    start_line: mark.line(),
+                    first_content_line: None,
+                });
+            }
+            Event::DocumentEnd => {
+                if let Some(doc) = self.current.take() {
+                    self.docs.push(doc);
+                }
+            }
+            Event::Scalar(..) => {
+                if let Some(doc) = self.current.as_mut() {
+                    doc.first_content_line.get_or_insert(mark.line());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn document_starts(text: &str) -> Vec<DocumentStart> {
+    let mut scanner = StartScanner::default();
+    let mut parser = Parser::new_from_str(text);
+    // As index_documents: a syntax error stops the scan where it is.
+    let _ = parser.load(&mut scanner, true);
+    if let Some(doc) = scanner.current.take() {
+        scanner.docs.push(doc);
+    }
+    scanner.docs
+}
+
 fn index_documents(text: &str) -> Vec<DocumentIndex> {
     let mut indexer = Indexer::default();
     let mut parser = Parser::new_from_str(text);
@@ -712,6 +781,26 @@ spec:
         assert_eq!(origin.line_of("spec.recordSets[0].type"), Some(11));
         // a path that does not exist falls back to its nearest parent
         assert_eq!(origin.line_of("spec.recordSets[0].ttl"), Some(10));
+    }
+
+    #[test]
+    fn document_lines_without_the_index_are_the_index_lines() {
+        let text = format!(
+            "# leading comment\n\n{ZONE}---\n# c\n\n{}...\n---\n{ZONE}",
+            ZONE.replace("name: acme\n", "name: acme2\n")
+        );
+        let light = SourceFile::new("a.yaml", text.as_str());
+        let lines: Vec<_> = (0..4).map(|n| light.document_line(n)).collect();
+        assert!(light.index.get().is_none(), "the whole index was not built");
+        let full = SourceFile::new("a.yaml", text.as_str());
+        let indexed: Vec<_> = full
+            .documents()
+            .iter()
+            .map(|d| Some(d.first_content_line.unwrap_or(d.start_line)))
+            .chain([None])
+            .collect();
+        assert_eq!(lines, indexed);
+        assert_eq!(lines, [Some(3), Some(20), Some(36), None]);
     }
 
     #[test]
