@@ -35,6 +35,7 @@ macro_rules! errln {
 mod approve;
 mod git;
 mod ops;
+mod web;
 
 /// mimalloc: plans and validation of large zones allocate many small values;
 /// it is about twice as fast as the system allocator there (docs/benchmarks.md).
@@ -157,6 +158,8 @@ enum Command {
     Approve(approve::ApproveArgs),
     /// Check the signatures of Approval documents (no store). Exit 0 when all are valid, 1 otherwise.
     Verify(approve::VerifyArgs),
+    /// Serve the web service (accounts, 2FA, the DNS dashboard); `web create-owner` makes a tenant's first owner.
+    Web(web::WebArgs),
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -334,6 +337,7 @@ fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
             requester,
         } => plan(&paths, format, color, exit_code, requester, inputs),
         Command::Crds { out } => crds(out),
+        Command::Web(args) => runtime()?.block_on(web::web(&args, inputs)),
         Command::Migrate => runtime()?.block_on(migrate(inputs)),
         Command::Provider {
             command: ProviderCommand::Test { paths, connection },

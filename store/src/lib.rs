@@ -13,6 +13,7 @@ pub mod connections;
 pub mod error;
 pub mod ids;
 pub mod reconcile;
+pub mod sessions;
 pub mod settings;
 pub mod snapshots;
 pub mod tenants;

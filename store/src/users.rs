@@ -18,6 +18,33 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What signing in needs to know about a user: never shown to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserCredentials {
+    pub id: UserId,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// A tenant a user belongs to, with the role there.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MembershipRecord {
+    pub tenant_id: TenantId,
+    pub slug: String,
+    pub display_name: String,
+    pub role: String,
+}
+
+/// Where a user stands with TOTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct TotpStatus {
+    /// Confirmed with a code: signing in asks for one.
+    pub confirmed: bool,
+    /// The last time step whose code was accepted: no code of it or before is accepted again.
+    pub last_used_step: Option<i64>,
+}
+
 /// A TOTP secret is bound to its user.
 pub(crate) fn totp_binding(user: UserId) -> SecretBinding {
     SecretBinding::stored("totp_secrets", &[&user.to_string()])
@@ -154,5 +181,174 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A user's sign-in data by e-mail (case-insensitive).
+    pub async fn user_credentials_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, password_hash, (disabled_at IS NOT NULL) AS disabled FROM users WHERE lower(email) = lower($1)",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A user's argon2id password hash.
+    pub async fn password_hash(&self, user: UserId) -> Result<String, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Creates a user and makes them OWNER of a tenant, in one transaction.
+    pub async fn create_owner(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> Result<UserId, StoreError> {
+        if !password_hash.starts_with("$argon2id$") {
+            return Err(StoreError::Conflict(
+                "password_hash must be an argon2id PHC string".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let id: UserId = sqlx::query_scalar(
+            "INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(UserId::new())
+        .bind(email)
+        .bind(display_name)
+        .bind(password_hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'OWNER')")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The tenants a user belongs to, by slug.
+    pub async fn memberships_of(&self, user: UserId) -> Result<Vec<MembershipRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT m.tenant_id, t.slug, t.display_name, m.role
+             FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.user_id = $1 ORDER BY t.slug",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The user's TOTP state; `None` when no secret is stored.
+    pub async fn totp_status(&self, user: UserId) -> Result<Option<TotpStatus>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (confirmed_at IS NOT NULL) AS confirmed, last_used_step FROM totp_secrets WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores a new, unconfirmed TOTP secret (encrypted), replacing an
+    /// unconfirmed one. Returns false, changing nothing, when the user
+    /// already has a confirmed secret: that one is removed only by disabling 2FA.
+    pub async fn start_totp_enrolment(
+        &self,
+        user: UserId,
+        secret: &SecretString,
+    ) -> Result<bool, StoreError> {
+        let enc = self.seal(secret, &totp_binding(user))?;
+        let stored = sqlx::query(
+            "INSERT INTO totp_secrets (user_id, secret_enc) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET secret_enc = EXCLUDED.secret_enc, last_used_step = NULL, created_at = now()
+             WHERE totp_secrets.confirmed_at IS NULL",
+        )
+        .bind(user)
+        .bind(enc)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
+    }
+
+    /// Confirms an unconfirmed TOTP secret with the step of the code given;
+    /// false when there is none to confirm.
+    pub async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE totp_secrets SET confirmed_at = $3, last_used_step = $2
+             WHERE user_id = $1 AND confirmed_at IS NULL",
+        )
+        .bind(user)
+        .bind(step)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Takes a time step for a confirmed secret, atomically: true only when
+    /// the step is later than every step used before, so a code is never
+    /// accepted twice, even by two requests at once.
+    pub async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE totp_secrets SET last_used_step = $2
+             WHERE user_id = $1 AND confirmed_at IS NOT NULL
+               AND (last_used_step IS NULL OR last_used_step < $2)",
+        )
+        .bind(user)
+        .bind(step)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// The argon2id hashes of a user's unused backup codes, with their ids.
+    pub async fn unused_backup_codes(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, code_hash FROM backup_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks a backup code used, atomically: true only for the first caller.
+    pub async fn use_backup_code(
+        &self,
+        user: UserId,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE backup_codes SET used_at = $3 WHERE id = $1 AND user_id = $2 AND used_at IS NULL",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 }

@@ -1,0 +1,167 @@
+//! ZentraLink's companion web service: accounts (argon2id on a bounded
+//! pool), server-side sessions, CSRF protection, login throttling, TOTP
+//! second factor with backup codes, and the DNS dashboard. Server-rendered
+//! HTML through templates that escape by default; no script, no third-party
+//! assets. `app(state)` builds the router; the binary serves it. Does I/O
+//! (PostgreSQL through the store).
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod hardening;
+pub mod pages;
+pub mod password;
+pub mod session;
+pub mod templates;
+pub mod throttle;
+pub mod totp;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use zentralink_store::Store;
+
+pub use clock::{Clock, SystemClock};
+pub use error::WebError;
+use password::PasswordHasher;
+use templates::Templates;
+use throttle::ThrottlePolicy;
+
+/// The largest request body accepted (forms are small).
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (and use the `__Host-` prefix). Off only for
+    /// plain-HTTP development on localhost (`--insecure-cookies`).
+    pub secure_cookies: bool,
+    /// Send `Strict-Transport-Security`: the service is reached over TLS.
+    pub hsts: bool,
+    /// How many password hashes may be computed at once (each takes 19 MiB).
+    pub hash_concurrency: usize,
+    /// Failed sign-ins allowed before a wait.
+    pub throttle: ThrottlePolicy,
+    /// The issuer shown in authenticator apps.
+    pub totp_issuer: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            hsts: false,
+            hash_concurrency: 4,
+            throttle: ThrottlePolicy::default(),
+            totp_issuer: "ZentraLink".into(),
+        }
+    }
+}
+
+/// Everything a request handler needs, shared (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: WebConfig,
+    hasher: PasswordHasher,
+    templates: Templates,
+    clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: WebConfig) -> Result<Self, WebError> {
+        Self::with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    /// A state whose time comes from `clock` (tests move it by hand).
+    pub fn with_clock(
+        store: Store,
+        config: WebConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, WebError> {
+        let hasher = PasswordHasher::new(config.hash_concurrency)?;
+        let templates = Templates::new()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                hasher,
+                templates,
+                clock,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+}
+
+/// The web service's router: every page, behind the hardening layer
+/// (security headers, request ids, error pages, cross-origin refusal,
+/// body limit, timeout).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route(
+            "/login/2fa",
+            get(auth::second_factor_page).post(auth::second_factor),
+        )
+        .route("/logout", post(auth::logout))
+        .route("/logout/everywhere", post(auth::logout_everywhere))
+        .route("/account/2fa", get(auth::totp_page))
+        .route("/account/2fa/enrol", post(auth::totp_enrol))
+        .route("/account/2fa/confirm", post(auth::totp_confirm))
+        .route("/account/2fa/disable", post(auth::totp_disable))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/zones/{id}", get(pages::zone))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/api/healthz", get(pages::healthz))
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hardening::harden,
+        ))
+        .with_state(state)
+}
+
+/// Serves the web service on `listener` until `shutdown` resolves, then
+/// answers the requests in flight and returns. The peer's address reaches
+/// handlers (audit events, throttling by address).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
