@@ -32,7 +32,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use sqlx::Executor;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use zentralink_model::resources::{
     Approval, DnsChangeRequest, DnsZone, ProviderConnection, Tenant, TenantPolicy,
 };
@@ -286,25 +285,7 @@ async fn kubectl_apply_of_the_examples_does_what_a_commit_does() {
     };
     let work = tempfile::tempdir().unwrap();
 
-    // a fresh database
-    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
-    let db = format!("zl_cluster_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .await
-        .unwrap();
-    let opts: PgConnectOptions = admin_url.parse().unwrap();
-    let db_url = format!(
-        "postgres://{}@{}:{}/{db}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    );
+    let (admin, db_url, db) = common::fresh_database("zl_cluster").await;
 
     // the examples' zone files, where the connections' relative directories point
     let examples = work.path().join("examples");
@@ -359,10 +340,13 @@ async fn kubectl_apply_of_the_examples_does_what_a_commit_does() {
             .unwrap();
     }
 
-    // the operator, its webhook on loopback
+    // the webhook configurations first (they select only this test's
+    // objects), so the operator's first CA patch finds both of them
     let admission_port = free_port();
+    webhooks(&client, &names, admission_port).await;
+    // the operator, its webhook on loopback
     let http_port = free_port();
-    let _operator = Operator(
+    let operator = Operator(
         zentralink(&[
             "operator",
             "--source",
@@ -390,20 +374,21 @@ async fn kubectl_apply_of_the_examples_does_what_a_commit_does() {
         .spawn()
         .unwrap(),
     );
-    webhooks(&client, &names, admission_port).await;
-    // the operator patches its CA into the configurations it was named
+    // the operator patches its CA into both configurations it was named
     eventually(30, "the CA bundle patched in", || {
-        let api = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+        let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+        let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone());
         let id = names.id.clone();
         async move {
-            let cfg = api.get(&id).await.ok()?;
-            cfg.webhooks?
-                .first()?
-                .client_config
-                .ca_bundle
-                .as_ref()
-                .filter(|b| !b.0.is_empty())
-                .map(|_| ())
+            let patched =
+                |bundle: Option<&k8s_openapi::ByteString>| bundle.is_some_and(|b| !b.0.is_empty());
+            let v = validating.get(&id).await.ok()?.webhooks?;
+            let m = mutating.get(&id).await.ok()?.webhooks?;
+            (v.iter()
+                .all(|w| patched(w.client_config.ca_bundle.as_ref()))
+                && m.iter()
+                    .all(|w| patched(w.client_config.ca_bundle.as_ref())))
+            .then_some(())
         }
     })
     .await;
@@ -580,7 +565,9 @@ async fn kubectl_apply_of_the_examples_does_what_a_commit_does() {
     changed["spec"]["decision"] = json!("Reject");
     assert!(apply(&client, &changed).await.is_err());
 
-    // ---- clean up what the test made
+    // ---- clean up what the test made; the operator goes first, or it
+    // would put back the finalizers removed below
+    drop(operator);
     let dp = DeleteParams::default();
     let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .delete(&names.id, &dp)

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -95,30 +95,15 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let write = method != Method::GET;
-    let url = format!(
-        "{}{}",
-        p.upstream,
-        uri.path_and_query().map_or("", |q| q.as_str())
-    );
-    let mut req = p.client.request(
-        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
-        url,
-    );
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            req = req.header(k.as_str(), v.as_bytes());
-        }
-    }
-    let answer = req.body(body.to_vec()).send().await.unwrap();
-    let status = answer.status().as_u16();
-    let bytes = answer.bytes().await.unwrap();
+    let (status, bytes) =
+        common::pass_on(&p.client, &p.upstream, &method, &uri, &headers, body).await;
     if write {
         p.writes.fetch_add(1, Ordering::SeqCst);
         if p.armed.swap(false, Ordering::SeqCst) {
             p.database.away();
         }
     }
-    (StatusCode::from_u16(status).unwrap(), bytes.to_vec()).into_response()
+    (status, bytes).into_response()
 }
 
 fn manifests(proxy: &str, zone: &str, www: &str) -> String {

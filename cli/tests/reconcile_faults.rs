@@ -47,23 +47,8 @@ async fn forward(
     if write && mode == PATCH_500_BEFORE {
         return (StatusCode::INTERNAL_SERVER_ERROR, "backend exploded").into_response();
     }
-    let url = format!(
-        "{}{}",
-        p.upstream,
-        uri.path_and_query().map_or("", |q| q.as_str())
-    );
-    let mut req = p.client.request(
-        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
-        url,
-    );
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            req = req.header(k.as_str(), v.as_bytes());
-        }
-    }
-    let answer = req.body(body.to_vec()).send().await.unwrap();
-    let status = answer.status().as_u16();
-    let bytes = answer.bytes().await.unwrap();
+    let (status, bytes) =
+        common::pass_on(&p.client, &p.upstream, &method, &uri, &headers, body).await;
     if write && mode == PATCH_500_AFTER {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +56,7 @@ async fn forward(
         )
             .into_response();
     }
-    (StatusCode::from_u16(status).unwrap(), bytes.to_vec()).into_response()
+    (status, bytes).into_response()
 }
 
 fn manifests(proxy: &str, zone: &str, www: &str) -> String {

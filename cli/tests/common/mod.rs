@@ -85,3 +85,32 @@ pub async fn fresh_database(prefix: &str) -> (sqlx::PgPool, String, String) {
     );
     (admin, url, name)
 }
+
+/// Sends a request a test proxy received on to `upstream` (the real server)
+/// and gives back the upstream's status and body: what the misbehaving
+/// proxies of the fault tests build on.
+pub async fn pass_on(
+    client: &reqwest::Client,
+    upstream: &str,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    let url = format!(
+        "{upstream}{}",
+        uri.path_and_query().map_or("", |q| q.as_str())
+    );
+    let mut req = client.request(
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+        url,
+    );
+    for (k, v) in headers {
+        if k != "host" && k != "content-length" {
+            req = req.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let answer = req.body(body.to_vec()).send().await.unwrap();
+    let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    (status, answer.bytes().await.unwrap().to_vec())
+}
