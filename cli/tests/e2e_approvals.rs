@@ -75,16 +75,7 @@ impl World {
     }
 
     fn git(&self, args: &[&str], author: &str) -> Output {
-        let (name, email) = author.split_once(' ').unwrap();
-        Command::new("git")
-            .args(args)
-            .current_dir(self.repo())
-            .env("GIT_AUTHOR_NAME", name)
-            .env("GIT_AUTHOR_EMAIL", email)
-            .env("GIT_COMMITTER_NAME", name)
-            .env("GIT_COMMITTER_EMAIL", email)
-            .output()
-            .unwrap()
+        common::git_as(&self.repo(), args, author)
     }
 
     fn commit(&self, files: &[(&str, &str)], author: &str, sign_with: Option<&Path>) {

@@ -48,16 +48,7 @@ impl World {
     }
 
     fn git(&self, args: &[&str], author: &str) {
-        let (name, email) = author.split_once(' ').unwrap();
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.repo())
-            .env("GIT_AUTHOR_NAME", name)
-            .env("GIT_AUTHOR_EMAIL", email)
-            .env("GIT_COMMITTER_NAME", name)
-            .env("GIT_COMMITTER_EMAIL", email)
-            .output()
-            .unwrap();
+        let out = common::git_as(&self.repo(), args, author);
         assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
     }
 

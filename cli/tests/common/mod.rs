@@ -114,3 +114,17 @@ pub async fn pass_on(
     let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
     (status, answer.bytes().await.unwrap().to_vec())
 }
+
+/// Runs git in `repo` as `author` ("Name email"), author and committer alike.
+pub fn git_as(repo: &Path, args: &[&str], author: &str) -> std::process::Output {
+    let (name, email) = author.split_once(' ').unwrap();
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_AUTHOR_NAME", name)
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
+        .output()
+        .unwrap()
+}
