@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use zentralink_store::Store;
 
 pub use clock::{Clock, SystemClock};
@@ -120,27 +119,45 @@ impl AppState {
     }
 }
 
-/// The web service's router: every page, behind the hardening layer
-/// (security headers, request ids, error pages, cross-origin refusal,
-/// body limit, timeout).
+/// Declares every route once: `ROUTES` (method, path) and the router are
+/// built from the same list, so a test can call every route the service
+/// has without keeping a list of its own.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+        /// Every route of the router as (method, path), in declaration order.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<AppState> {
+            let router = Router::new();
+            $(let router = router.route($path, axum::routing::$method($handler));)*
+            router
+        }
+    };
+}
+
+route_table! {
+    get "/" => pages::home,
+    get "/login" => auth::login_page,
+    post "/login" => auth::login,
+    get "/login/2fa" => auth::second_factor_page,
+    post "/login/2fa" => auth::second_factor,
+    post "/logout" => auth::logout,
+    post "/logout/everywhere" => auth::logout_everywhere,
+    get "/account/2fa" => auth::totp_page,
+    post "/account/2fa/enrol" => auth::totp_enrol,
+    post "/account/2fa/confirm" => auth::totp_confirm,
+    post "/account/2fa/disable" => auth::totp_disable,
+    get "/dashboard" => pages::dashboard,
+    get "/zones/{id}" => pages::zone,
+    get "/static/style.css" => pages::stylesheet,
+    get "/api/healthz" => pages::healthz,
+}
+
+/// The web service's router: every page of [`ROUTES`], behind the
+/// hardening layer (security headers, request ids, error pages,
+/// cross-origin refusal, body limit, timeout).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route(
-            "/login/2fa",
-            get(auth::second_factor_page).post(auth::second_factor),
-        )
-        .route("/logout", post(auth::logout))
-        .route("/logout/everywhere", post(auth::logout_everywhere))
-        .route("/account/2fa", get(auth::totp_page))
-        .route("/account/2fa/enrol", post(auth::totp_enrol))
-        .route("/account/2fa/confirm", post(auth::totp_confirm))
-        .route("/account/2fa/disable", post(auth::totp_disable))
-        .route("/dashboard", get(pages::dashboard))
-        .route("/zones/{id}", get(pages::zone))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/api/healthz", get(pages::healthz))
+    routes()
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
