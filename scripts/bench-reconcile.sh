@@ -18,9 +18,11 @@
 #            the time goes (target/release/examples/plan_phases: each step of
 #            `plan` timed, the read path's CPU per read, and a prototype that
 #            reads the zone while the manifests are validated).
-#   memory   10,000 zones x 100 record sets in zone files: a no-op
-#            `zentralink reconcile` (peak RSS, wall) and `zentralink operator`
-#            for two passes (RSS from /proc).
+#   memory   10,000 zones x 100 record sets in zone files: the load alone
+#            (plan_phases --load-only: time and RSS of reading and checking
+#            the manifests file by file, then of the checks across objects),
+#            a no-op `zentralink reconcile` (peak RSS, wall) and `zentralink
+#            operator` for two passes (RSS from /proc).
 #
 #   scripts/bench-reconcile.sh [webhook|noop|big|memory|all]
 #   RUNS=N  repetitions (webhook: commits, default 20; noop: 5; big: 10; memory: 3)
@@ -463,6 +465,10 @@ bench_memory() {
     "$gen" --provider zonefile --zones 10000 --sets 100 --domain zf10k.test. \
         --zone-files "$dir/zones" --out "$dir/manifests" >/dev/null
     info "manifests $(du -sh "$dir/manifests" | cut -f1), zone files $(du -sh "$dir/zones" | cut -f1)"
+    "$phases" "$dir/manifests" --load-only >"$dir/load-phases" 2>&1 ||
+        { cat "$dir/load-phases" >&2; die "plan_phases --load-only failed"; }
+    info "the load alone (plan_phases --load-only):"
+    sed 's/^/        /' "$dir/load-phases"
     new_database memory
     timed "first pass (baselines, connection check)" - "$zl" reconcile "$dir/manifests" --format json --state-dir "$dir/state"
     local walls=() rss=() i

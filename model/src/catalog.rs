@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::diagnostics::Diagnostic;
 use crate::diagnostics::Diagnostics;
-use crate::documents::{LoadedObject, Location, Origin, Resource};
+use crate::documents::{Kind, LoadedObject, Location, Origin, Resource, Spot};
 use crate::name::ZoneName;
 use crate::plan::Ownership;
 use crate::policy::{GatePolicy, Role, parse_duration};
@@ -160,45 +161,168 @@ impl Catalog {
 
     /// Validates loaded objects. Objects with errors are left out; every error is returned.
     pub fn build(objects: Vec<LoadedObject>) -> (Catalog, Diagnostics) {
-        let mut b = Builder::default();
-        let objects = b.drop_duplicates(objects);
-        let mut rest = Vec::new();
-        for obj in objects {
-            match obj.resource {
-                Resource::Tenant(t) => {
-                    b.tenant(t.metadata.name.unwrap_or_default(), t.spec, obj.origin)
-                }
-                other => rest.push(LoadedObject {
-                    resource: other,
-                    origin: obj.origin,
-                }),
+        let mut builder = CatalogBuilder::new();
+        for object in objects {
+            builder.add(object);
+        }
+        builder.finish()
+    }
+}
+
+/// [`Catalog::build`] fed one object at a time, as the files are read: each
+/// DnsZone is checked on its own and turned into its compact desired
+/// content (a [`ZoneContent`]) when it is added, so that its declaration,
+/// and the text of its file, need not wait for the other files; what needs
+/// other objects (the namespace's tenant, allowed domains, the connection,
+/// the policy's defaults, duplicates, one object per zone, references) is
+/// checked by [`CatalogBuilder::finish`]. The errors, and their order, are
+/// those of [`Catalog::build`] over the same objects in the same order.
+#[derive(Debug, Default)]
+pub struct CatalogBuilder {
+    /// (kind, namespace, name) of every object kept, and where it was declared.
+    seen: BTreeMap<(Kind, String, String), Location>,
+    duplicates: Diagnostics,
+    tenants: Vec<(String, TenantSpec, Origin)>,
+    /// The other objects, in input order.
+    rest: Vec<Pending>,
+    added: usize,
+}
+
+/// An object added to a [`CatalogBuilder`], waiting for the checks across objects.
+#[derive(Debug)]
+enum Pending {
+    Zone(Box<PreparedZone>),
+    Object(Box<LoadedObject>),
+}
+
+/// A DnsZone checked on its own: its desired content and the errors found,
+/// without its declaration or its file's text.
+#[derive(Debug)]
+struct PreparedZone {
+    namespace: String,
+    name: String,
+    /// The zone and its content; the error when `spec.zone` is no zone
+    /// name (then nothing else is checked, as before).
+    content: Result<ZoneContent, Diagnostic>,
+    connection: String,
+    ownership: Option<Ownership>,
+    drift: Option<DriftMode>,
+    /// The errors found on its own, after those of `spec.zone`.
+    errors: Diagnostics,
+    spot: Spot,
+}
+
+impl CatalogBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many objects were added (duplicates included).
+    pub fn len(&self) -> usize {
+        self.added
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added == 0
+    }
+
+    /// Adds one object. A DnsZone is checked and converted now, and its
+    /// declaration dropped.
+    pub fn add(&mut self, object: LoadedObject) {
+        self.added += 1;
+        let LoadedObject { resource, origin } = object;
+        let key = (
+            resource.kind(),
+            resource.namespace().unwrap_or_default().to_owned(),
+            resource.name().to_owned(),
+        );
+        if let Some(first) = self.seen.get(&key) {
+            self.duplicates.push(origin.diagnostic(
+                "metadata.name",
+                format!(
+                    "duplicate {} {}{}: already declared at {}:{}",
+                    key.0,
+                    if key.1.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}/", key.1)
+                    },
+                    key.2,
+                    first.file,
+                    first.line.unwrap_or(1)
+                ),
+            ));
+            return;
+        }
+        let location = origin.location();
+        let (_, namespace, name) = key.clone();
+        self.seen.insert(key, location);
+        match resource {
+            Resource::Tenant(t) => {
+                self.tenants
+                    .push((t.metadata.name.unwrap_or_default(), t.spec, origin));
             }
+            Resource::DnsZone(z) => {
+                let zone = prepare_zone(namespace, name, z.spec, &origin);
+                self.rest.push(Pending::Zone(Box::new(zone)));
+            }
+            resource => self
+                .rest
+                .push(Pending::Object(Box::new(LoadedObject { resource, origin }))),
+        }
+    }
+
+    /// The checks across objects: the catalog of every valid object, and
+    /// every error.
+    pub fn finish(self) -> (Catalog, Diagnostics) {
+        let CatalogBuilder {
+            duplicates,
+            tenants,
+            rest,
+            ..
+        } = self;
+        let mut b = Builder {
+            errors: duplicates,
+            ..Builder::default()
+        };
+        for (name, spec, origin) in tenants {
+            b.tenant(name, spec, &origin);
         }
         let mut zones = Vec::new();
         let mut referencing = Vec::new();
-        for obj in rest {
-            let name = obj.resource.name().to_owned();
-            let namespace = obj.resource.namespace().unwrap_or_default().to_owned();
+        for pending in rest {
+            let namespace = match &pending {
+                Pending::Zone(z) => z.namespace.clone(),
+                Pending::Object(o) => o.resource.namespace().unwrap_or_default().to_owned(),
+            };
             let Some(tenant) = b.namespace_owner.get(&namespace).cloned() else {
-                b.errors.push(obj.origin.diagnostic(
-                    "metadata.namespace",
-                    format!(
-                        "namespace {namespace:?} belongs to no Tenant; add it to a Tenant's spec.namespaces"
-                    ),
-                ));
+                let message = format!(
+                    "namespace {namespace:?} belongs to no Tenant; add it to a Tenant's spec.namespaces"
+                );
+                b.errors.push(match &pending {
+                    Pending::Zone(z) => z.spot.diagnostic("metadata.namespace", message),
+                    Pending::Object(o) => o.origin.diagnostic("metadata.namespace", message),
+                });
                 continue;
             };
+            let obj = match pending {
+                Pending::Zone(zone) => {
+                    zones.push((tenant, zone));
+                    continue;
+                }
+                Pending::Object(obj) => *obj,
+            };
+            let name = obj.resource.name().to_owned();
             match obj.resource {
                 Resource::TenantPolicy(p) => b.policy(tenant, namespace, name, p.spec, obj.origin),
                 Resource::ProviderConnection(c) => {
                     b.connection(tenant, namespace, name, c.spec, obj.origin)
                 }
-                Resource::DnsZone(z) => zones.push((tenant, namespace, name, z.spec, obj.origin)),
                 other => referencing.push((tenant, namespace, name, other, obj.origin)),
             }
         }
-        for (tenant, namespace, name, spec, origin) in zones {
-            b.zone(tenant, namespace, name, spec, origin);
+        for (tenant, zone) in zones {
+            b.zone(tenant, *zone);
         }
         b.check_zone_uniqueness();
         for (tenant, namespace, name, resource, origin) in referencing {
@@ -230,10 +354,10 @@ pub fn check_object(object: LoadedObject) -> Diagnostics {
     // tenant has no allowed domains, policy or namespace owners to compare with.
     let tenant = String::new();
     match resource {
-        Resource::Tenant(t) => b.tenant(name, t.spec, origin),
+        Resource::Tenant(t) => b.tenant(name, t.spec, &origin),
         Resource::TenantPolicy(p) => b.policy(tenant, namespace, name, p.spec, origin),
         Resource::ProviderConnection(c) => b.connection(tenant, namespace, name, c.spec, origin),
-        Resource::DnsZone(z) => b.zone(tenant, namespace, name, z.spec, origin),
+        Resource::DnsZone(z) => b.zone(tenant, prepare_zone(namespace, name, z.spec, &origin)),
         other => b.referencing(tenant, namespace, name, other, origin),
     }
     b.errors
@@ -245,9 +369,9 @@ struct Builder {
     errors: Diagnostics,
     namespace_owner: BTreeMap<String, String>,
     scope: Scope,
-    /// The origin of each zone in `catalog.zones`, by index, until the zones
-    /// are checked for uniqueness (its messages name the line of `spec.zone`).
-    zone_origins: Vec<Origin>,
+    /// Where each zone in `catalog.zones` was declared, by index, until the
+    /// zones are checked for uniqueness (its messages name the line of `spec.zone`).
+    zone_spots: Vec<Spot>,
 }
 
 /// What one validation run sees.
@@ -262,40 +386,7 @@ enum Scope {
 }
 
 impl Builder {
-    fn drop_duplicates(&mut self, objects: Vec<LoadedObject>) -> Vec<LoadedObject> {
-        let mut seen: BTreeMap<(String, String, String), Location> = BTreeMap::new();
-        let mut kept = Vec::with_capacity(objects.len());
-        for obj in objects {
-            let key = (
-                obj.resource.kind().to_string(),
-                obj.resource.namespace().unwrap_or_default().to_owned(),
-                obj.resource.name().to_owned(),
-            );
-            if let Some(first) = seen.get(&key) {
-                self.errors.push(obj.origin.diagnostic(
-                    "metadata.name",
-                    format!(
-                        "duplicate {} {}{}: already declared at {}:{}",
-                        key.0,
-                        if key.1.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{}/", key.1)
-                        },
-                        key.2,
-                        first.file,
-                        first.line.unwrap_or(1)
-                    ),
-                ));
-                continue;
-            }
-            seen.insert(key, obj.origin.location());
-            kept.push(obj);
-        }
-        kept
-    }
-
-    fn tenant(&mut self, name: String, spec: TenantSpec, origin: Origin) {
+    fn tenant(&mut self, name: String, spec: TenantSpec, origin: &Origin) {
         let mut ok = true;
         if spec.display_name.trim().is_empty() {
             self.errors
@@ -653,27 +744,34 @@ impl Builder {
         );
     }
 
-    fn zone(
-        &mut self,
-        tenant: String,
-        namespace: String,
-        name: String,
-        mut spec: DnsZoneSpec,
-        origin: Origin,
-    ) {
+    /// The checks of a prepared zone that need other objects (its tenant's
+    /// allowed domains, its connection, its policy's defaults); then its own
+    /// errors, in the order a zone's checks always gave them.
+    fn zone(&mut self, tenant: String, prepared: PreparedZone) {
+        let PreparedZone {
+            namespace,
+            name,
+            content,
+            connection,
+            ownership,
+            drift,
+            errors,
+            spot,
+        } = prepared;
         let before = self.errors.len();
-        let zone = match ZoneName::parse(&spec.zone) {
-            Ok(z) => z,
+        let content = match content {
+            Ok(c) => c,
             Err(e) => {
-                self.errors.push(origin.diagnostic("spec.zone", e));
+                self.errors.push(e);
                 return;
             }
         };
+        let zone = content.origin.clone();
         if let Some(t) = self.catalog.tenants.get(&tenant)
             && !t.allowed_domains.iter().any(|d| zone.is_within(d))
         {
             let allowed: Vec<String> = t.allowed_domains.iter().map(ToString::to_string).collect();
-            self.errors.push(origin.diagnostic(
+            self.errors.push(spot.diagnostic(
                 "spec.zone",
                 format!(
                     "{zone} is not under tenant {tenant:?}'s allowedDomains ({})",
@@ -681,147 +779,51 @@ impl Builder {
                 ),
             ));
         }
-        if self.scope == Scope::Source
-            && self
-                .catalog
-                .connection(&namespace, &spec.provider_ref.name)
-                .is_none()
+        if self.scope == Scope::Source && self.catalog.connection(&namespace, &connection).is_none()
         {
-            self.errors.push(origin.diagnostic(
+            self.errors.push(spot.diagnostic(
                 "spec.providerRef.name",
-                format!(
-                    "no valid ProviderConnection {:?} in namespace {namespace:?}",
-                    spec.provider_ref.name
-                ),
+                format!("no valid ProviderConnection {connection:?} in namespace {namespace:?}"),
             ));
         }
-        let default_ttl = spec.default_ttl.unwrap_or(DEFAULT_TTL);
-        if let Some(t) = spec.default_ttl
-            && let Err(e) = check_ttl(t)
-        {
-            self.errors.push(origin.diagnostic("spec.defaultTtl", e));
-        }
-        let mut content = ZoneContent::new(zone.clone());
-        let record_sets = std::mem::take(&mut spec.record_sets);
-        let mut first_index: HashMap<RrKey, usize> = HashMap::with_capacity(record_sets.len());
-        // Collected, then built into the map at once: a map filled in one
-        // go has full nodes, one filled a set at a time half-empty ones.
-        let mut sets = Vec::with_capacity(record_sets.len());
-        // Each declared set is dropped once converted, so the declaration
-        // and the content are not both whole at once.
-        for (i, rs) in record_sets.into_iter().enumerate() {
-            let base = format!("spec.recordSets[{i}]");
-            let owner = zone
-                .owner(&rs.name)
-                .map_err(|e| origin.diagnostic(format!("{base}.name"), e));
-            let rtype = parse_record_type(&rs.record_type)
-                .map_err(|e| origin.diagnostic(format!("{base}.type"), e));
-            let ttl = rs.ttl.unwrap_or(default_ttl);
-            if let Some(t) = rs.ttl
-                && let Err(e) = check_ttl(t)
-            {
-                self.errors
-                    .push(origin.diagnostic(format!("{base}.ttl"), e));
-            }
-            let (owner, rtype) = match (owner, rtype) {
-                (Ok(o), Ok(t)) => (o, t),
-                (o, t) => {
-                    if let Err(e) = o {
-                        self.errors.push(e);
-                    }
-                    if let Err(e) = t {
-                        self.errors.push(e);
-                    }
-                    continue;
-                }
-            };
-            if rs.values.is_empty() {
-                self.errors.push(origin.diagnostic(
-                    format!("{base}.values"),
-                    "a record set needs at least one value; remove the record set to delete it",
-                ));
-                continue;
-            }
-            let mut values = Vec::with_capacity(rs.values.len());
-            let mut seen: std::collections::HashSet<RecordValue> =
-                std::collections::HashSet::with_capacity(rs.values.len());
-            for (j, v) in rs.values.iter().enumerate() {
-                match RecordValue::parse(rtype, v, &zone) {
-                    Ok(val) => {
-                        if !seen.insert(val.clone()) {
-                            self.errors.push(origin.diagnostic(
-                                format!("{base}.values[{j}]"),
-                                format!(
-                                    "value {:?} is listed twice",
-                                    crate::secrets::shorten(val.text(), 80)
-                                ),
-                            ));
-                        }
-                        values.push(val);
-                    }
-                    Err(e) => self
-                        .errors
-                        .push(origin.diagnostic(format!("{base}.values[{j}]"), e)),
-                }
-            }
-            let key = RrKey::new(owner, rtype);
-            if let Some(first) = first_index.get(&key) {
-                self.errors.push(origin.diagnostic(
-                    base,
-                    format!(
-                        "duplicate record set {} {}: already declared at spec.recordSets[{first}] (line {}); put all values of a name and type in one record set",
-                        zone.relative(&key.name()),
-                        type_name(rtype),
-                        origin.line_of(&format!("spec.recordSets[{first}]")).unwrap_or(0)
-                    ),
-                ));
-                continue;
-            }
-            first_index.insert(key.clone(), i);
-            sets.push((key, RecordSet::new(ttl, values)));
-        }
-        content.sets = sets.into_iter().collect();
-        for v in content.violations() {
-            let path = first_index
-                .get(&v.key)
-                .map(|i| format!("spec.recordSets[{i}]"))
-                .unwrap_or_else(|| "spec.recordSets".into());
-            self.errors.push(origin.diagnostic(path, v.message));
-        }
+        self.errors.extend(errors);
         if self.errors.len() > before {
             return;
         }
-        let policy = self
+        let (default_ownership, default_drift) = self
             .catalog
             .policies
             .get(&tenant)
-            .map(|p| p.policy.clone())
-            .unwrap_or_default();
+            .map(|p| (p.policy.default_ownership, p.policy.default_drift))
+            .unwrap_or_else(|| {
+                let p = Policy::default();
+                (p.default_ownership, p.default_drift)
+            });
         self.catalog.zones.push(ZoneEntry {
             tenant,
             namespace,
             name,
             zone,
-            connection: spec.provider_ref.name,
-            ownership: spec.ownership.unwrap_or(policy.default_ownership),
-            drift: spec.drift.unwrap_or(policy.default_drift),
+            connection,
+            ownership: ownership.unwrap_or(default_ownership),
+            drift: drift.unwrap_or(default_drift),
             desired: content,
-            origin: origin.location(),
+            origin: spot.location(),
         });
-        self.zone_origins.push(origin);
+        self.zone_spots.push(spot);
     }
 
     /// Two objects can never manage the same zone, within a tenant or across tenants.
     fn check_zone_uniqueness(&mut self) {
         let mut by_zone: BTreeMap<ZoneName, usize> = BTreeMap::new();
         let mut keep: Vec<ZoneEntry> = Vec::with_capacity(self.catalog.zones.len());
-        let mut kept_origins: Vec<Origin> = Vec::with_capacity(keep.capacity());
+        let mut kept_spots: Vec<Spot> = Vec::with_capacity(keep.capacity());
         let zones = std::mem::take(&mut self.catalog.zones);
-        let origins = std::mem::take(&mut self.zone_origins);
-        for (z, origin) in zones.into_iter().zip(origins) {
+        let spots = std::mem::take(&mut self.zone_spots);
+        for (z, spot) in zones.into_iter().zip(spots) {
             if let Some(&i) = by_zone.get(&z.zone) {
                 let first = &keep[i];
-                self.errors.push(origin.diagnostic(
+                self.errors.push(spot.diagnostic(
                     "spec.zone",
                     format!(
                         "zone {} is already managed by DnsZone {}/{} of tenant {:?} ({}:{}); two objects can never manage the same zone",
@@ -830,14 +832,14 @@ impl Builder {
                         first.name,
                         first.tenant,
                         first.origin.file,
-                        kept_origins[i].line_of("spec.zone").unwrap_or(1)
+                        kept_spots[i].line_of("spec.zone").unwrap_or(1)
                     ),
                 ));
                 continue;
             }
             by_zone.insert(z.zone.clone(), keep.len());
             keep.push(z);
-            kept_origins.push(origin);
+            kept_spots.push(spot);
         }
         self.catalog.zones = keep;
     }
@@ -969,6 +971,135 @@ impl Builder {
             | Resource::ProviderConnection(_)
             | Resource::DnsZone(_) => {}
         }
+    }
+}
+
+/// The checks of a DnsZone that need no other object, and its desired
+/// content: what [`CatalogBuilder::add`] does as the zone is read, dropping
+/// the declaration as each record set is converted.
+fn prepare_zone(
+    namespace: String,
+    name: String,
+    mut spec: DnsZoneSpec,
+    origin: &Origin,
+) -> PreparedZone {
+    let spot = origin.spot();
+    let connection = std::mem::take(&mut spec.provider_ref.name);
+    let mut errors = Diagnostics::default();
+    let zone = match ZoneName::parse(&spec.zone) {
+        Ok(z) => z,
+        Err(e) => {
+            return PreparedZone {
+                namespace,
+                name,
+                content: Err(origin.diagnostic("spec.zone", e)),
+                connection,
+                ownership: spec.ownership,
+                drift: spec.drift,
+                errors,
+                spot,
+            };
+        }
+    };
+    let default_ttl = spec.default_ttl.unwrap_or(DEFAULT_TTL);
+    if let Some(t) = spec.default_ttl
+        && let Err(e) = check_ttl(t)
+    {
+        errors.push(origin.diagnostic("spec.defaultTtl", e));
+    }
+    let mut content = ZoneContent::new(zone.clone());
+    let record_sets = std::mem::take(&mut spec.record_sets);
+    let mut first_index: HashMap<RrKey, usize> = HashMap::with_capacity(record_sets.len());
+    // Collected, then built into the map at once: a map filled in one
+    // go has full nodes, one filled a set at a time half-empty ones.
+    let mut sets = Vec::with_capacity(record_sets.len());
+    // Each declared set is dropped once converted, so the declaration
+    // and the content are not both whole at once.
+    for (i, rs) in record_sets.into_iter().enumerate() {
+        let base = format!("spec.recordSets[{i}]");
+        let owner = zone
+            .owner(&rs.name)
+            .map_err(|e| origin.diagnostic(format!("{base}.name"), e));
+        let rtype = parse_record_type(&rs.record_type)
+            .map_err(|e| origin.diagnostic(format!("{base}.type"), e));
+        let ttl = rs.ttl.unwrap_or(default_ttl);
+        if let Some(t) = rs.ttl
+            && let Err(e) = check_ttl(t)
+        {
+            errors.push(origin.diagnostic(format!("{base}.ttl"), e));
+        }
+        let (owner, rtype) = match (owner, rtype) {
+            (Ok(o), Ok(t)) => (o, t),
+            (o, t) => {
+                if let Err(e) = o {
+                    errors.push(e);
+                }
+                if let Err(e) = t {
+                    errors.push(e);
+                }
+                continue;
+            }
+        };
+        if rs.values.is_empty() {
+            errors.push(origin.diagnostic(
+                format!("{base}.values"),
+                "a record set needs at least one value; remove the record set to delete it",
+            ));
+            continue;
+        }
+        let mut values = Vec::with_capacity(rs.values.len());
+        let mut seen: std::collections::HashSet<RecordValue> =
+            std::collections::HashSet::with_capacity(rs.values.len());
+        for (j, v) in rs.values.iter().enumerate() {
+            match RecordValue::parse(rtype, v, &zone) {
+                Ok(val) => {
+                    if !seen.insert(val.clone()) {
+                        errors.push(origin.diagnostic(
+                            format!("{base}.values[{j}]"),
+                            format!(
+                                "value {:?} is listed twice",
+                                crate::secrets::shorten(val.text(), 80)
+                            ),
+                        ));
+                    }
+                    values.push(val);
+                }
+                Err(e) => errors.push(origin.diagnostic(format!("{base}.values[{j}]"), e)),
+            }
+        }
+        let key = RrKey::new(owner, rtype);
+        if let Some(first) = first_index.get(&key) {
+            errors.push(origin.diagnostic(
+                base,
+                format!(
+                    "duplicate record set {} {}: already declared at spec.recordSets[{first}] (line {}); put all values of a name and type in one record set",
+                    zone.relative(&key.name()),
+                    type_name(rtype),
+                    origin.line_of(&format!("spec.recordSets[{first}]")).unwrap_or(0)
+                ),
+            ));
+            continue;
+        }
+        first_index.insert(key.clone(), i);
+        sets.push((key, RecordSet::new(ttl, values)));
+    }
+    content.sets = sets.into_iter().collect();
+    for v in content.violations() {
+        let path = first_index
+            .get(&v.key)
+            .map(|i| format!("spec.recordSets[{i}]"))
+            .unwrap_or_else(|| "spec.recordSets".into());
+        errors.push(origin.diagnostic(path, v.message));
+    }
+    PreparedZone {
+        namespace,
+        name,
+        content: Ok(content),
+        connection,
+        ownership: spec.ownership,
+        drift: spec.drift,
+        errors,
+        spot,
     }
 }
 

@@ -215,6 +215,90 @@ impl Origin {
             line: self.line(),
         }
     }
+
+    /// The location and the lines of the [`KEPT_FIELDS`], without the
+    /// file's text: what checks made after the file is dropped name.
+    pub fn spot(&self) -> Spot {
+        let lines = match self.file.index.get() {
+            Some(docs) => docs.get(self.document).map(|doc| SpotLines {
+                document: doc.first_content_line.unwrap_or(doc.start_line),
+                kept: KEPT_FIELDS.map(|f| doc.lines.get(f).copied()),
+            }),
+            None => self
+                .file
+                .starts
+                .get_or_init(|| document_starts(&self.file.text))
+                .get(self.document)
+                .map(|start| SpotLines {
+                    document: start.first_content_line.unwrap_or(start.start_line),
+                    kept: start.kept,
+                }),
+        };
+        Spot {
+            file: Arc::clone(&self.file.name),
+            lines,
+        }
+    }
+}
+
+/// Where an object was declared, with the lines of its [`KEPT_FIELDS`]: what
+/// a zone keeps from its [`Origin`] while the rest of the manifests load, so
+/// that its file's text can go. Its errors read as [`Origin`]'s do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spot {
+    file: Arc<str>,
+    /// `None` when the document was not found (as [`Origin::line_of`] then says).
+    lines: Option<SpotLines>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpotLines {
+    /// Where the document's content starts.
+    document: usize,
+    kept: [Option<usize>; KEPT_FIELDS.len()],
+}
+
+impl Spot {
+    /// As [`Origin::location`].
+    pub fn location(&self) -> Location {
+        Location {
+            file: Arc::clone(&self.file),
+            line: self.lines.map(|l| l.document),
+        }
+    }
+
+    /// As [`Origin::line_of`], for a path of [`KEPT_FIELDS`] (any other path
+    /// is taken as its nearest enclosing kept field).
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        let lines = self.lines?;
+        debug_assert!(
+            KEPT_FIELDS.contains(&path),
+            "{path} is not a kept field's path"
+        );
+        let mut p = path;
+        loop {
+            if let Some(i) = KEPT_FIELDS.iter().position(|f| *f == p)
+                && let Some(line) = lines.kept[i]
+            {
+                return Some(line);
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return Some(lines.document),
+            }
+        }
+    }
+
+    /// As [`Origin::diagnostic`], for a path of [`KEPT_FIELDS`].
+    pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: self.file.to_string(),
+            line: self.line_of(path),
+            path: path.to_owned(),
+            message: message.into(),
+        }
+        .bounded()
+    }
 }
 
 /// Where a validated object was declared: the file's name and the line its
@@ -682,29 +766,100 @@ impl MarkedEventReceiver for Indexer {
     }
 }
 
-/// Where one document starts (as [`DocumentIndex`] says it).
+/// Where one document starts (as [`DocumentIndex`] says it), and the lines
+/// of the [`KEPT_FIELDS`] it has.
 #[derive(Debug, Clone, Copy)]
 struct DocumentStart {
     start_line: usize,
     first_content_line: Option<usize>,
+    kept: [Option<usize>; KEPT_FIELDS.len()],
 }
 
-/// Records where documents start and their first scalar, nothing else: no
-/// field path is formatted, so locating 10,000 zones costs one scan of their
-/// text and no memory beyond the list.
+/// The field paths whose line a [`Spot`] keeps: those the checks across
+/// objects name once the file's text is gone (a zone's namespace, its
+/// `spec.zone` and connection), with every field that encloses them, so
+/// that [`Spot::line_of`] finds what [`Origin::line_of`] finds.
+pub const KEPT_FIELDS: [&str; 6] = [
+    "metadata",
+    "metadata.namespace",
+    "spec",
+    "spec.zone",
+    "spec.providerRef",
+    "spec.providerRef.name",
+];
+
+/// The paths of [`KEPT_FIELDS`] that hold mappings: the only ones whose
+/// children the start scan follows.
+const KEPT_PARENTS: [&str; 4] = ["", "metadata", "spec", "spec.providerRef"];
+
+/// A mapping or sequence open in the start scan. A path is followed only
+/// while it may lead to a kept field; `None` elsewhere, so that no path is
+/// formatted for the record sets.
+enum ShallowFrame {
+    Map {
+        path: Option<String>,
+        /// `None` while a key is expected; then the path of the value to
+        /// come, itself `None` when that value leads to no kept field.
+        key: Option<Option<String>>,
+    },
+    Seq,
+}
+
+/// Records where documents start, their first scalar and the lines of the
+/// [`KEPT_FIELDS`], as [`Indexer`] would; no other path is formatted, so
+/// locating 10,000 zones costs one scan of their text and no memory beyond
+/// the list.
 #[derive(Default)]
 struct StartScanner {
     docs: Vec<DocumentStart>,
     current: Option<DocumentStart>,
+    stack: Vec<ShallowFrame>,
+}
+
+impl StartScanner {
+    /// The path of the value that starts now, when it may be kept, consuming
+    /// the pending key or index (as [`Indexer::value_path`]).
+    fn value_path(&mut self) -> Option<String> {
+        match self.stack.last_mut() {
+            Some(ShallowFrame::Map { path, key }) => match key.take() {
+                Some(value) => value,
+                // A mapping or sequence used as a key: its parent's path, as the index has it.
+                None => path.clone(),
+            },
+            Some(ShallowFrame::Seq) => None,
+            None => Some(String::new()),
+        }
+    }
+
+    /// Keeps the line of a kept field (the first time, as the index does).
+    fn record(&mut self, path: Option<&str>, line: usize) {
+        let (Some(path), Some(doc)) = (path, self.current.as_mut()) else {
+            return;
+        };
+        if let Some(i) = KEPT_FIELDS.iter().position(|f| *f == path) {
+            doc.kept[i].get_or_insert(line);
+        }
+    }
+}
+
+/// True when the path is a kept field or encloses one.
+fn leads_to_kept(path: &str) -> bool {
+    KEPT_FIELDS.iter().any(|f| {
+        f.strip_prefix(path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
 }
 
 impl MarkedEventReceiver for StartScanner {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        let line = mark.line();
         match ev {
             Event::DocumentStart => {
+                self.stack.clear();
                 self.current = Some(DocumentStart {
-                    start_line: mark.line(),
+                    start_line: line,
                     first_content_line: None,
+                    kept: [None; KEPT_FIELDS.len()],
                 });
             }
             Event::DocumentEnd => {
@@ -712,12 +867,42 @@ impl MarkedEventReceiver for StartScanner {
                     self.docs.push(doc);
                 }
             }
-            Event::Scalar(..) => {
+            Event::Scalar(text, ..) => {
                 if let Some(doc) = self.current.as_mut() {
-                    doc.first_content_line.get_or_insert(mark.line());
+                    doc.first_content_line.get_or_insert(line);
+                }
+                if let Some(ShallowFrame::Map { path, key: None }) = self.stack.last() {
+                    let value = path.as_deref().map(|p| join(p, &text));
+                    self.record(value.as_deref(), line);
+                    if let Some(ShallowFrame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some(value.filter(|v| leads_to_kept(v)));
+                    }
+                } else {
+                    let path = self.value_path();
+                    self.record(path.as_deref(), line);
                 }
             }
-            _ => {}
+            Event::Alias(_) => {
+                let path = self.value_path();
+                self.record(path.as_deref(), line);
+            }
+            Event::MappingStart(..) => {
+                let path = self.value_path();
+                self.record(path.as_deref(), line);
+                self.stack.push(ShallowFrame::Map {
+                    path: path.filter(|p| KEPT_PARENTS.contains(&p.as_str())),
+                    key: None,
+                });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.value_path();
+                self.record(path.as_deref(), line);
+                self.stack.push(ShallowFrame::Seq);
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }
     }
 }
@@ -1021,6 +1206,87 @@ spec:
         assert!(errors.is_empty(), "{errors}");
         assert_eq!(shown(&objects), careful(&file));
         assert!(shown(&objects)[0].contains(r#"values: ["192.0.2.1", ""]"#));
+    }
+
+    /// A [`Spot`] (from the scan of document starts) names the lines the
+    /// whole field-path index names, for every kept field, in every form a
+    /// document takes, and in seeded mutations of them.
+    #[test]
+    fn a_spot_names_the_lines_the_index_names() {
+        let texts = [
+            ZONE.to_owned(),
+            format!("---\n{ZONE}---\n---\n# only a comment\n---\n{TENANT}"),
+            format!("{ZONE}---\n~\n---\n{}", ZONE.replace("name: acme\n", "name: acme2\n")),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata: { name: z, namespace: acme }\nspec: { zone: acme.example., providerRef: { name: files } }\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata:\n  name: z\n  \"namespace\": acme\nspec:\n  'zone':\n    acme.example.\n  providerRef:\n\n    name:\n      files\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata: { name: z }\nspec:\n  providerRef: {}\n  recordSets:\n  - { zone: x, providerRef: { name: y } }\n  - spec: { zone: x }\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nmetadata: &m { name: z, namespace: acme }\nspec:\n  ? zone\n  : acme.example.\n  ? [a, b]\n  : c\n  providerRef: *m\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: DnsZone\nspec:\n  zone: [acme.example.]\n  providerRef:\n    - name: files\nmetadata:\n  namespace:\n    zone: x\n".to_owned(),
+            "apiVersion: dns.zentralink.net/v1alpha1\nkind: [unclosed\nspec:\n  zone: a.\n".to_owned(),
+            "just a scalar\n".to_owned(),
+        ];
+        let check = |text: &str, report: &mut Vec<String>| {
+            let indexed = SourceFile::new("f.yaml", text);
+            let scanned = SourceFile::new("f.yaml", text);
+            for document in 0..5 {
+                let by_index = Origin {
+                    file: Arc::clone(&indexed),
+                    document,
+                };
+                let by_scan = Origin {
+                    file: Arc::clone(&scanned),
+                    document,
+                };
+                let spot = by_scan.spot();
+                let mut lines = vec![(
+                    String::new(),
+                    by_index.location().line,
+                    spot.location().line,
+                )];
+                for path in KEPT_FIELDS {
+                    lines.push((path.to_owned(), by_index.line_of(path), spot.line_of(path)));
+                }
+                for (path, want, got) in lines {
+                    if want != got {
+                        report.push(format!(
+                            "document {document}, {path:?}: index {want:?}, spot {got:?}\n{text}"
+                        ));
+                    }
+                }
+            }
+        };
+        let mut report = Vec::new();
+        for text in &texts {
+            check(text, &mut report);
+            check(&text.replace('\n', "\r\n"), &mut report);
+        }
+        let alphabet: Vec<char> = " \n\n\n  -?:,[]{}#&*!|>'\"@.0a".chars().collect();
+        let mut state: u64 = 0x2545F4914F6CDD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let seed = &texts[(next() % texts.len() as u64) as usize];
+            let mut chars: Vec<char> = seed.chars().collect();
+            for _ in 0..1 + next() % 3 {
+                let pos = (next() % (chars.len() as u64 + 1)) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => chars.insert(pos, c),
+                    1 if pos < chars.len() => {
+                        chars.remove(pos);
+                    }
+                    _ if pos < chars.len() => chars[pos] = c,
+                    _ => {}
+                }
+            }
+            let text: String = chars.into_iter().collect();
+            check(&text, &mut report);
+        }
+        assert!(report.is_empty(), "{}", report.join("\n-----\n"));
     }
 }
 #[cfg(test)]

@@ -1282,12 +1282,32 @@ fn push_quoted(out: &mut String, bytes: &[u8]) {
     out.push('"');
 }
 
-/// A record set: TTL and the values, sorted and without duplicates (a
-/// boxed slice: 24 bytes and no spare capacity, in maps of many sets).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A record set: TTL and the values, sorted and without duplicates. A
+/// single value (most sets) is kept inline, more in a boxed slice with no
+/// spare capacity: a zone's map of many sets then holds one allocation
+/// fewer per single-valued set.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RecordSet {
     pub ttl: u32,
-    values: Box<[RecordValue]>,
+    values: Values,
+}
+
+/// The values of a set; `One` exactly when there is one (so that the
+/// derived comparisons compare the values).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Values {
+    One(RecordValue),
+    /// None, or more than one.
+    Many(Box<[RecordValue]>),
+}
+
+impl fmt::Debug for RecordSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordSet")
+            .field("ttl", &self.ttl)
+            .field("values", &self.values())
+            .finish()
+    }
 }
 
 impl RecordSet {
@@ -1295,19 +1315,27 @@ impl RecordSet {
     pub fn new(ttl: u32, mut values: Vec<RecordValue>) -> Self {
         values.sort();
         values.dedup();
-        Self {
-            ttl,
-            values: values.into_boxed_slice(),
-        }
+        let values = if values.len() == 1 {
+            match values.pop() {
+                Some(one) => Values::One(one),
+                None => Values::Many(Box::default()),
+            }
+        } else {
+            Values::Many(values.into_boxed_slice())
+        };
+        Self { ttl, values }
     }
 
     pub fn values(&self) -> &[RecordValue] {
-        &self.values
+        match &self.values {
+            Values::One(one) => std::slice::from_ref(one),
+            Values::Many(many) => many,
+        }
     }
 
     /// The values as presentation text, in canonical order.
     pub fn texts(&self) -> Vec<String> {
-        self.values.iter().map(|v| v.text().to_owned()).collect()
+        self.values().iter().map(|v| v.text().to_owned()).collect()
     }
 }
 
@@ -1983,10 +2011,29 @@ mod tests {
 
     #[test]
     fn keys_and_sets_stay_small_in_maps() {
-        // A zone's map holds one key and one set per record set: 24 + 24
-        // bytes inline, where a key with its hickory name took 104.
+        // A zone's map holds one key and one set per record set: 24 + 40
+        // bytes inline (a set's single value among them), where a key with
+        // its hickory name took 104.
         assert_eq!(std::mem::size_of::<RrKey>(), 24);
-        assert_eq!(std::mem::size_of::<RecordSet>(), 24);
+        assert_eq!(std::mem::size_of::<RecordSet>(), 40);
+    }
+
+    #[test]
+    fn sets_of_one_value_and_of_many_compare_by_their_values() {
+        let one = RecordSet::new(300, vec![ok("A", "192.0.2.1")]);
+        let twice = RecordSet::new(300, vec![ok("A", "192.0.2.1"), ok("A", "192.0.2.1")]);
+        assert_eq!(one, twice);
+        assert_eq!(one.values(), &[ok("A", "192.0.2.1")]);
+        let two = RecordSet::new(300, vec![ok("A", "192.0.2.2"), ok("A", "192.0.2.1")]);
+        assert_ne!(one, two);
+        assert_eq!(two.values().len(), 2);
+        let none = RecordSet::new(300, Vec::new());
+        assert!(none.values().is_empty());
+        assert_ne!(none, one);
+        assert_eq!(
+            format!("{one:?}"),
+            "RecordSet { ttl: 300, values: [RecordValue(\"192.0.2.1\")] }"
+        );
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! ```text
 //! plan_phases DIR [--overlap] [--allow-credential-env NAME]
 //! plan_phases DIR --reads N
+//! plan_phases DIR --load-only
 //! ```
+//!
+//! `--load-only` stops after the load: the time and memory of reading and
+//! validating the manifests alone (`bench-reconcile.sh memory`).
 //!
 //! `--reads N` reads every zone N times after the load and prints, per zone,
 //! the median wall time of a read and the process's CPU time per read
@@ -35,12 +39,12 @@ use std::time::Instant;
 use k8s_openapi::jiff::Timestamp;
 use zentralink_model::ZoneContent;
 use zentralink_model::ZoneName;
-use zentralink_model::catalog::{Catalog, ConnectionEntry};
+use zentralink_model::catalog::{Catalog, CatalogBuilder, ConnectionEntry};
 use zentralink_model::documents::{SourceFile, parse_documents};
 use zentralink_model::liveness::LiveDecision;
 use zentralink_model::reconcile::{ZoneInputs, decide};
 use zentralink_model::report::{PlanReport, ZoneReport};
-use zentralink_operator::source::directory::{load_catalog, load_objects};
+use zentralink_operator::source::directory::{load_catalog, load_into};
 use zentralink_providers::credentials::{CredentialEnv, CredentialSources};
 use zentralink_providers::{Provider, ProviderError, connect_in};
 
@@ -217,6 +221,7 @@ fn connect(
 async fn run(
     paths: Vec<PathBuf>,
     overlap: bool,
+    load_only: bool,
     repeat: Option<usize>,
     env: CredentialEnv,
 ) -> Result<(), String> {
@@ -252,18 +257,27 @@ async fn run(
         phases.done("load_catalog (reads in flight)");
         catalog
     } else {
-        let (objects, errors) = load_objects(&paths);
+        let mut builder = CatalogBuilder::new();
+        let (errors, _) = load_into(&paths, &mut builder);
         if !errors.is_empty() {
             return Err(errors.to_string());
         }
-        phases.done("load_objects (YAML to typed objects)");
-        let (catalog, errors) = Catalog::build(objects);
+        phases.done("load_into (parse, check, convert per file)");
+        let (catalog, errors) = builder.finish();
         if !errors.is_empty() {
             return Err(errors.to_string());
         }
-        phases.done("Catalog::build (validate, desired zones)");
+        phases.done("CatalogBuilder::finish (across objects)");
         catalog
     };
+    if load_only {
+        println!(
+            "{} zone(s), {} record set(s)",
+            catalog.zones.len(),
+            catalog.zones.iter().map(|z| z.desired.len()).sum::<usize>()
+        );
+        return Ok(());
+    }
     if let Some(times) = repeat {
         return reads(&catalog, &sources, times).await;
     }
@@ -355,13 +369,14 @@ async fn run(
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let overlap = args.iter().any(|a| a == "--overlap");
+    let load_only = args.iter().any(|a| a == "--load-only");
     let mut allowed = Vec::new();
     let mut paths = Vec::new();
     let mut repeat = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--overlap" => {}
+            "--overlap" | "--load-only" => {}
             "--allow-credential-env" => allowed.extend(it.next().cloned()),
             "--reads" => repeat = it.next().and_then(|n| n.parse().ok()),
             _ => paths.push(PathBuf::from(a)),
@@ -372,7 +387,7 @@ fn main() -> std::process::ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?
-            .block_on(run(paths, overlap, repeat, env))
+            .block_on(run(paths, overlap, load_only, repeat, env))
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -11,9 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use zentralink_model::catalog::Catalog;
+use zentralink_model::catalog::{Catalog, CatalogBuilder};
 use zentralink_model::diagnostics::{Diagnostic, Diagnostics};
-use zentralink_model::documents::{LoadedObject, SourceFile, parse_documents};
+use zentralink_model::documents::{SourceFile, parse_documents};
 
 pub use zentralink_providers::fsread::MAX_MANIFEST_BYTES;
 use zentralink_providers::fsread::{ReadError, file_kind, read_text};
@@ -169,16 +169,15 @@ impl Walk {
     }
 }
 
-/// Reads and parses every manifest under the paths.
-pub fn load_objects(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics) {
-    let (objects, errors, _) = load_objects_with_digest(paths);
-    (objects, errors)
-}
-
-/// [`load_objects`], with the digest of the files read ([`FilesDigest`]).
-fn load_objects_with_digest(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostics, String) {
+/// Reads and parses every manifest under the paths into `builder`, one
+/// file at a time: each file's objects are checked on their own and its
+/// zones converted before the next file is read, so that the typed
+/// documents and texts of every file are never held at once. Returns the
+/// errors of reading and parsing, and the digest of the files read (SHA-256
+/// over each file's name and text, the directory source's revision);
+/// [`CatalogBuilder::finish`] gives the rest.
+pub fn load_into(paths: &[PathBuf], builder: &mut CatalogBuilder) -> (Diagnostics, String) {
     let (files, mut errors) = manifest_files(paths);
-    let mut objects = Vec::new();
     let mut digest = FilesDigest::default();
     for file in files {
         let text = match read_text(&file, MAX_MANIFEST_BYTES, "manifests") {
@@ -198,14 +197,17 @@ fn load_objects_with_digest(paths: &[PathBuf]) -> (Vec<LoadedObject>, Diagnostic
         let name = file.display().to_string();
         digest.add(&name, &text);
         let source: Arc<SourceFile> = SourceFile::new(name, text);
-        let (objs, errs) = parse_documents(&source);
-        objects.extend(objs);
+        let (objects, errs) = parse_documents(&source);
+        drop(source);
+        for object in objects {
+            builder.add(object);
+        }
         errors.extend(errs);
     }
-    (objects, errors, digest.finish())
+    (errors, digest.finish())
 }
 
-/// The digest of the manifests under the paths, as [`load_objects_with_digest`]
+/// The digest of the manifests under the paths, as [`load_into`]
 /// gives it, without parsing them; `None` when a file cannot be read (the
 /// load says why).
 fn manifests_digest(paths: &[PathBuf]) -> Option<String> {
@@ -244,8 +246,9 @@ impl FilesDigest {
 
 /// Reads, parses and validates every manifest under the paths.
 pub fn load_catalog(paths: &[PathBuf]) -> (Catalog, Diagnostics) {
-    let (objects, mut errors) = load_objects(paths);
-    let (catalog, more) = Catalog::build(objects);
+    let mut builder = CatalogBuilder::new();
+    let (mut errors, _) = load_into(paths, &mut builder);
+    let (catalog, more) = builder.finish();
     errors.extend(more);
     (catalog, errors)
 }
@@ -277,21 +280,25 @@ impl super::Source for DirectorySource {
 
     async fn fetch(&self) -> Result<super::Revision, super::SourceError> {
         let paths = self.paths.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_objects_with_digest(&paths))
-            .await
-            .map_err(|e| super::SourceError::Unreachable {
-                origin: self.name(),
-                message: format!("reading the manifests stopped: {e}"),
-            })?;
-        let (objects, mut errors, digest) = loaded;
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut builder = CatalogBuilder::new();
+            let (errors, digest) = load_into(&paths, &mut builder);
+            (builder, errors, digest)
+        })
+        .await
+        .map_err(|e| super::SourceError::Unreachable {
+            origin: self.name(),
+            message: format!("reading the manifests stopped: {e}"),
+        })?;
+        let (builder, mut errors, digest) = loaded;
         let id = format!("dir@sha256:{digest}");
-        if objects.is_empty() && !errors.is_empty() && self.paths.iter().all(|p| !p.exists()) {
+        if builder.is_empty() && !errors.is_empty() && self.paths.iter().all(|p| !p.exists()) {
             return Err(super::SourceError::Unreachable {
                 origin: self.name(),
                 message: errors.to_string(),
             });
         }
-        let (catalog, more) = Catalog::build(objects);
+        let (catalog, more) = builder.finish();
         errors.extend(more);
         if !errors.is_empty() {
             return Err(super::SourceError::Invalid {

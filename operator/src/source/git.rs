@@ -36,9 +36,9 @@ use git2::{
     RepositoryInitOptions, Tree,
 };
 use sha2::{Digest, Sha256};
-use zentralink_model::catalog::Catalog;
+use zentralink_model::catalog::{Catalog, CatalogBuilder};
 use zentralink_model::diagnostics::{Diagnostic, Diagnostics};
-use zentralink_model::documents::{LoadedObject, SourceFile, parse_documents};
+use zentralink_model::documents::{SourceFile, parse_documents};
 use zentralink_model::secrets::{REDACTED, SecretString};
 use zentralink_providers::fsread::ReadError;
 
@@ -731,8 +731,9 @@ impl Inner {
         let tree = commit
             .tree()
             .map_err(|e| git_error("reading the tree", e))?;
-        let (objects, mut errors) = load_tree_manifests(repo, &tree, &self.path);
-        let (catalog, more) = Catalog::build(objects);
+        let mut builder = CatalogBuilder::new();
+        let mut errors = load_tree_manifests(repo, &tree, &self.path, &mut builder);
+        let (catalog, more) = builder.finish();
         errors.extend(more);
         if !errors.is_empty() {
             return Err(SourceError::Invalid {
@@ -1009,12 +1010,15 @@ fn commit_info(repo: &Repository, commit: &Commit<'_>) -> CommitInfo {
     }
 }
 
-/// Parses every manifest under `sub_directory` of the tree.
+/// Parses every manifest under `sub_directory` of the tree into `builder`,
+/// one file at a time (as the directory source does); returns the errors
+/// of reading and parsing.
 fn load_tree_manifests(
     repo: &Repository,
     root: &Tree<'_>,
     sub_directory: &str,
-) -> (Vec<LoadedObject>, Diagnostics) {
+    builder: &mut CatalogBuilder,
+) -> Diagnostics {
     let mut walk = TreeWalk {
         repo,
         root,
@@ -1043,18 +1047,20 @@ fn load_tree_manifests(
     let TreeWalk {
         files, mut errors, ..
     } = walk;
-    let mut objects = Vec::new();
     for file in files {
         match read_manifest(repo, &file) {
             Ok(source) => {
                 let (parsed, errs) = parse_documents(&source);
-                objects.extend(parsed);
+                drop(source);
+                for object in parsed {
+                    builder.add(object);
+                }
                 errors.extend(errs);
             }
             Err(d) => errors.push(d),
         }
     }
-    (objects, errors)
+    errors
 }
 
 /// A manifest blob found in the tree, by its repository path.
