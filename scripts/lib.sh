@@ -26,6 +26,8 @@ ZL_TEST_NEEDS=(
     postgresql                     # the store
     openssh-server                 # git source over ssh:// (scripts/sshd-server.sh)
     openssl=openssl                # git source: a TLS server with an untrusted certificate
+    chromium=chromium              # web service browser tests (headless, through chromedriver)
+    chromedriver=chromium-driver   # scripts/chromedriver.sh
 )
 
 # The PostgreSQL the tests use.

@@ -27,6 +27,12 @@ source .zentralink/servers/pdns.env
 # OpenSSH on loopback for the git source's ssh:// tests (they read .zentralink/servers/sshd.env).
 scripts/sshd-server.sh start
 
+section "Browser"
+# ChromeDriver on loopback for the web service's browser tests: its address in the environment.
+scripts/chromedriver.sh start
+# shellcheck source=/dev/null
+source .zentralink/servers/chromedriver.env
+
 section "Rust toolchain"
 ensure_rust
 

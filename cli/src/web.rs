@@ -93,10 +93,13 @@ pub async fn web(args: &WebArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
 fn read_password() -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let _ = write!(
-            std::io::stderr().lock(),
-            "Password for the new owner (then Enter): "
-        );
+        // Typed at a terminal: not echoed.
+        let password = rpassword::prompt_password("Password for the new owner (then Enter): ")
+            .context("cannot read the password from the terminal")?;
+        if password.is_empty() {
+            anyhow::bail!("the password is empty");
+        }
+        return Ok(SecretString::new(password));
     }
     let mut line = String::new();
     stdin

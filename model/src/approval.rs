@@ -975,6 +975,47 @@ fn is_one_requester(approver: &ApproverEntry, requester: &str) -> bool {
     false
 }
 
+/// The identity of a signed document: the SHA-256 over every field the
+/// approval message is built from and its signature (white space in the
+/// armor ignored). Two documents with one signature but different fields
+/// (a tampered digest beside the genuine one) are two documents, each
+/// judged. Every place that stores or judges approvals (the operator,
+/// `zentralink approve --submit`, the web service) names documents by it.
+pub fn document_fingerprint(input: &ApprovalInput) -> String {
+    use sha2::{Digest, Sha256};
+    let normalized: String = input.signature.split_whitespace().collect();
+    let mut hash = Sha256::new();
+    for field in [
+        input.tenant.as_str(),
+        input.namespace.as_str(),
+        input.change_request.as_str(),
+        input.plan_digest.as_str(),
+        input.approver.as_str(),
+        decision_text(input.decision),
+        input.created_at.as_str(),
+        normalized.as_str(),
+    ] {
+        // length-prefixed: no field can run into the next
+        hash.update((field.len() as u64).to_be_bytes());
+        hash.update(field.as_bytes());
+    }
+    format!(
+        "sha256:{}",
+        hash.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// A time given as seconds and nanoseconds since the Unix epoch, as the
+/// judging rules take it (the epoch itself when out of range), for callers
+/// that keep time in another type.
+pub fn timestamp_from_unix(seconds: i64, nanoseconds: u32) -> Timestamp {
+    Timestamp::new(seconds, i32::try_from(nanoseconds).unwrap_or(0))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 // ---------------------------------------------------------------- counting
 
 /// Where a change request stands with its accepted decisions.

@@ -196,6 +196,211 @@ pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
     out
 }
 
+// ---------------------------------------------------------------- edits made by people
+
+/// The revision recorded on a configuration change request proposed in the
+/// web service rather than read from a source. Such a request is put in
+/// force when the source declares the same change (the same digest, so its
+/// approvals carry over); until then, or until it expires, the operator
+/// neither executes nor supersedes it.
+pub const WEB_REVISION: &str = "web";
+
+/// A TenantPolicy edited by a person (in the web service), as the
+/// configuration change request it becomes: judged, like a commit, by the
+/// policy in force before it.
+#[derive(Debug, Clone)]
+pub struct PolicyEdit {
+    /// What changes, against the configuration in force (empty: nothing).
+    pub changes: Vec<ConfigChange>,
+    /// The digest approvers sign.
+    pub digest: PlanDigest,
+    /// The request's plan, as stored.
+    pub plan: StoredConfigPlan,
+    /// The policy in force, which judges the request.
+    pub policy_in_force: crate::catalog::Policy,
+}
+
+/// Reads an edited TenantPolicy document (`file`, one YAML document) for
+/// `tenant` against the configuration in force, validates it as a source's
+/// documents are validated (errors name the line and the field path), and
+/// says what would change. The namespace approvals are made in is that of
+/// the policy in force, else the tenant's first namespace.
+pub fn propose_policy_edit(
+    tenant: &str,
+    in_force: &[ConfigObject],
+    file: &std::sync::Arc<crate::documents::SourceFile>,
+) -> Result<PolicyEdit, crate::diagnostics::Diagnostics> {
+    use crate::catalog::Catalog;
+    use crate::diagnostics::{Diagnostic, Diagnostics};
+    use crate::documents::{Resource, parse_documents};
+    let one = |d: Diagnostic| Diagnostics(vec![d]);
+    let file_name = file.name.to_string();
+    let (mut objects, errors) = parse_documents(file);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if objects.len() != 1 {
+        return Err(one(Diagnostic::file(
+            file_name,
+            format!(
+                "expected exactly one TenantPolicy document, found {}",
+                objects.len()
+            ),
+        )));
+    }
+    let edited = objects.remove(0);
+    let Resource::TenantPolicy(policy) = &edited.resource else {
+        return Err(one(edited.origin.diagnostic(
+            "kind",
+            format!(
+                "this page edits the TenantPolicy; found a {}",
+                edited.resource.kind().as_str()
+            ),
+        )));
+    };
+    let in_force_error =
+        |e: String| one(Diagnostic::file("(configuration in force)", e.to_string()));
+    let (current, errors) = Catalog::build(loaded_objects(in_force).map_err(in_force_error)?);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let Some(tenant_entry) = current.tenants.get(tenant) else {
+        return Err(in_force_error(format!(
+            "tenant {tenant:?} has no configuration in force yet; the operator puts the first one in force from the source"
+        )));
+    };
+    let namespace = edited.resource.namespace().unwrap_or_default().to_owned();
+    if !tenant_entry.namespaces.contains(&namespace) {
+        return Err(one(edited.origin.diagnostic(
+            "metadata.namespace",
+            format!(
+                "namespace {namespace:?} is not one of tenant {tenant:?}'s namespaces in force ({}); use one of them",
+                tenant_entry.namespaces.join(", ")
+            ),
+        )));
+    }
+    let current_policy = current.policies.get(tenant);
+    let request_namespace = current_policy
+        .map(|p| p.namespace.clone())
+        .or_else(|| tenant_entry.namespaces.first().cloned())
+        .unwrap_or_default();
+    let policy_in_force = current.policy_for(tenant);
+    let name = edited.resource.name().to_owned();
+    // The spec as in force when it means the same (so resubmitting the
+    // policy in force changes nothing), else as the edit declares it.
+    let same_in_force = in_force.iter().find(|o| {
+        o.kind == ConfigKind::TenantPolicy
+            && o.namespace == namespace
+            && o.name == name
+            && serde_json::from_value::<crate::resources::TenantPolicySpec>(o.spec.clone())
+                .is_ok_and(|s| s == policy.spec)
+    });
+    let spec = match same_in_force {
+        Some(o) => o.spec.clone(),
+        None => serde_json::to_value(&policy.spec).map_err(|e| {
+            one(edited
+                .origin
+                .diagnostic("spec", format!("the spec does not serialize: {e}")))
+        })?,
+    };
+    let mut declared: Vec<ConfigObject> = in_force
+        .iter()
+        .filter(|o| o.kind != ConfigKind::TenantPolicy)
+        .cloned()
+        .collect();
+    let mut candidate = loaded_objects(&declared).map_err(in_force_error)?;
+    candidate.push(edited);
+    let (_, errors) = Catalog::build(candidate);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    declared.push(ConfigObject {
+        kind: ConfigKind::TenantPolicy,
+        namespace,
+        name,
+        spec,
+    });
+    let changes = diff(in_force, &declared);
+    let digest = config_digest(tenant, &changes);
+    Ok(PolicyEdit {
+        plan: StoredConfigPlan {
+            tenant: tenant.to_owned(),
+            namespace: request_namespace,
+            config: changes.clone(),
+        },
+        changes,
+        digest,
+        policy_in_force,
+    })
+}
+
+/// The configuration objects as loaded objects, for validation into
+/// catalog entries (each named `(in force) KIND NAMESPACE/NAME`).
+pub fn loaded_objects(
+    objects: &[ConfigObject],
+) -> Result<Vec<crate::documents::LoadedObject>, String> {
+    use crate::documents::{LoadedObject, Origin, Resource, SourceFile};
+    use crate::resources::{
+        ProviderConnection, ProviderConnectionSpec, Tenant, TenantPolicy, TenantPolicySpec,
+        TenantSpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let meta = |name: &str, namespace: Option<&str>| ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for o in objects {
+        let what = format!("{} {}/{}", o.kind.as_str(), o.namespace, o.name);
+        let bad = |e: serde_json::Error| format!("{what} in force does not read: {e}");
+        let resource = match o.kind {
+            ConfigKind::Tenant => Resource::Tenant(Tenant {
+                metadata: meta(&o.name, None),
+                spec: serde_json::from_value::<TenantSpec>(o.spec.clone()).map_err(bad)?,
+                status: None,
+            }),
+            ConfigKind::TenantPolicy => Resource::TenantPolicy(TenantPolicy {
+                metadata: meta(&o.name, Some(&o.namespace)),
+                spec: serde_json::from_value::<TenantPolicySpec>(o.spec.clone()).map_err(bad)?,
+                status: None,
+            }),
+            ConfigKind::ProviderConnection => Resource::ProviderConnection(ProviderConnection {
+                metadata: meta(&o.name, Some(&o.namespace)),
+                spec: serde_json::from_value::<ProviderConnectionSpec>(o.spec.clone())
+                    .map_err(bad)?,
+                status: None,
+            }),
+        };
+        out.push(LoadedObject {
+            resource,
+            origin: Origin {
+                file: SourceFile::new(format!("(in force) {what}"), ""),
+                document: 0,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The policy of a configuration in force (validated; the secure default
+/// when it has no TenantPolicy), and the TenantPolicy's namespace.
+pub fn in_force_policy(
+    objects: &[ConfigObject],
+) -> Result<(crate::catalog::Policy, Option<String>), String> {
+    let (catalog, errors) = crate::catalog::Catalog::build(loaded_objects(objects)?);
+    if !errors.is_empty() {
+        return Err(format!(
+            "the configuration in force does not validate: {errors}"
+        ));
+    }
+    let entry = catalog.policies.values().next();
+    Ok((
+        entry.map(|p| p.policy.clone()).unwrap_or_default(),
+        entry.map(|p| p.namespace.clone()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

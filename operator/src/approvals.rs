@@ -9,12 +9,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use zentralink_model::approval::{
-    ApprovalInput, RequestFacts, Tally, Verdict, decision_text, judge, parse_message_time, tally,
+    ApprovalInput, RequestFacts, Tally, Verdict, judge, parse_message_time, tally,
 };
 use zentralink_model::catalog::Policy;
-use zentralink_model::digest::PlanDigest;
 use zentralink_model::reconcile::RequestState;
 use zentralink_model::resources::Decision;
 use zentralink_store::approvals::Judgment;
@@ -42,35 +40,7 @@ impl ApprovalSource {
     }
 }
 
-/// The identity of a signed document: the SHA-256 over every field the
-/// approval message is built from and its signature (white space in the
-/// armor ignored). Two documents with one signature but different fields
-/// (a tampered digest beside the genuine one) are two documents, each judged.
-pub fn document_fingerprint(input: &ApprovalInput) -> String {
-    let normalized: String = input.signature.split_whitespace().collect();
-    let mut hash = Sha256::new();
-    for field in [
-        input.tenant.as_str(),
-        input.namespace.as_str(),
-        input.change_request.as_str(),
-        input.plan_digest.as_str(),
-        input.approver.as_str(),
-        decision_text(input.decision),
-        input.created_at.as_str(),
-        normalized.as_str(),
-    ] {
-        // length-prefixed: no field can run into the next
-        hash.update((field.len() as u64).to_be_bytes());
-        hash.update(field.as_bytes());
-    }
-    format!(
-        "sha256:{}",
-        hash.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
-}
+pub use zentralink_model::approval::document_fingerprint;
 
 /// Where a request stands after its approvals were settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,20 +66,8 @@ pub fn facts(
     namespace: &str,
     request: &ChangeRequestRecord,
 ) -> Result<RequestFacts, String> {
-    Ok(RequestFacts {
-        tenant: tenant.to_owned(),
-        namespace: namespace.to_owned(),
-        name: request.name.clone(),
-        digest: request
-            .plan_digest
-            .parse::<PlanDigest>()
-            .map_err(|e| format!("change request {}: {e}", request.name))?,
-        state: RequestState::parse(&request.state)
-            .ok_or_else(|| format!("change request {}: state {}", request.name, request.state))?,
-        requester: request.requester.clone(),
-        created_at: to_timestamp(request.created_at),
-        expires_at: to_timestamp(request.expires_at),
-    })
+    zentralink_store::dashboard::request_facts(tenant, namespace, request)
+        .map_err(|e| e.to_string())
 }
 
 /// Judges each approval not judged before, records it, and applies the tally.

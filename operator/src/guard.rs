@@ -10,20 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use zentralink_model::approval::{ApprovalInput, verify_signature};
 use zentralink_model::catalog::{
     Catalog, ConnectionEntry, Policy, PolicyEntry, TenantEntry, parse_ssh_public_key,
 };
 use zentralink_model::config::{
-    ConfigChange, ConfigKind, ConfigObject, StoredConfigPlan, config_digest, diff,
+    ConfigChange, ConfigKind, ConfigObject, StoredConfigPlan, WEB_REVISION, config_digest, diff,
 };
 use zentralink_model::digest::PlanDigest;
-use zentralink_model::documents::{LoadedObject, Origin, Resource, SourceFile};
+use zentralink_model::documents::LoadedObject;
 use zentralink_model::reconcile::RequestState;
-use zentralink_model::resources::{
-    ProviderConnection, ProviderConnectionSpec, Tenant, TenantPolicy, TenantPolicySpec, TenantSpec,
-};
 use zentralink_store::approvals::NewConfig;
 use zentralink_store::audit::{Actor, AuditEvent};
 use zentralink_store::changes::{ChangeRequestRecord, NewChangeRequest, RequestKind};
@@ -98,51 +94,9 @@ fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
 
-fn origin(name: String) -> Origin {
-    Origin {
-        file: SourceFile::new(name, ""),
-        document: 0,
-    }
-}
-
-fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: namespace.map(str::to_owned),
-        ..Default::default()
-    }
-}
-
 /// The configuration objects as loaded objects, for validation into entries.
 fn loaded(objects: &[ConfigObject]) -> Result<Vec<LoadedObject>, String> {
-    let mut out = Vec::new();
-    for o in objects {
-        let what = format!("{} {}/{}", o.kind.as_str(), o.namespace, o.name);
-        let bad = |e: serde_json::Error| format!("{what} in force does not read: {e}");
-        let resource = match o.kind {
-            ConfigKind::Tenant => Resource::Tenant(Tenant {
-                metadata: meta(&o.name, None),
-                spec: serde_json::from_value::<TenantSpec>(o.spec.clone()).map_err(bad)?,
-                status: None,
-            }),
-            ConfigKind::TenantPolicy => Resource::TenantPolicy(TenantPolicy {
-                metadata: meta(&o.name, Some(&o.namespace)),
-                spec: serde_json::from_value::<TenantPolicySpec>(o.spec.clone()).map_err(bad)?,
-                status: None,
-            }),
-            ConfigKind::ProviderConnection => Resource::ProviderConnection(ProviderConnection {
-                metadata: meta(&o.name, Some(&o.namespace)),
-                spec: serde_json::from_value::<ProviderConnectionSpec>(o.spec.clone())
-                    .map_err(bad)?,
-                status: None,
-            }),
-        };
-        out.push(LoadedObject {
-            resource,
-            origin: origin(format!("(in force) {what}")),
-        });
-    }
-    Ok(out)
+    zentralink_model::config::loaded_objects(objects)
 }
 
 /// The tenant's objects as the revision declares them (connections with
@@ -353,9 +307,14 @@ impl Reconciler {
             .open_config_requests(tenant_id)
             .await
             .map_err(err)?;
+        // A change proposed in the web service waits for the source to
+        // declare it (then it is the same request, its approvals carry
+        // over) or expires; the source declaring something else does not
+        // supersede it.
+        let from_source = |r: &&ChangeRequestRecord| r.revision.as_deref() != Some(WEB_REVISION);
         if changes.is_empty() {
             if self.options().execute {
-                for r in &open {
+                for r in open.iter().filter(from_source) {
                     self.supersede(
                         tenant_id,
                         r,
@@ -372,7 +331,11 @@ impl Reconciler {
         }
         let policy_in_force = in_force_policy(&in_force)?;
         let digest = config_digest(&tenant.name, &changes);
-        for r in open.iter().filter(|r| r.plan_digest != digest.to_string()) {
+        for r in open
+            .iter()
+            .filter(from_source)
+            .filter(|r| r.plan_digest != digest.to_string())
+        {
             self.supersede(tenant_id, r, "the declared configuration changed again")
                 .await
                 .map_err(err)?;
@@ -729,17 +692,7 @@ pub async fn policy_in_force(
 
 /// The policy in force (validated), and the TenantPolicy's namespace.
 fn in_force_policy(objects: &[ConfigObject]) -> Result<(Policy, Option<String>), String> {
-    let (catalog, errors) = Catalog::build(loaded(objects)?);
-    if !errors.is_empty() {
-        return Err(format!(
-            "the configuration in force does not validate: {errors}"
-        ));
-    }
-    let entry = catalog.policies.values().next();
-    Ok((
-        entry.map(|p| p.policy.clone()).unwrap_or_default(),
-        entry.map(|p| p.namespace.clone()),
-    ))
+    zentralink_model::config::in_force_policy(objects)
 }
 
 /// Where a configuration change request lives: the namespace of the policy

@@ -142,6 +142,48 @@ impl Store {
         .await?)
     }
 
+    /// Records a sign-in attempt against a throttling subject before its
+    /// password is checked, and returns the times of the subject's earlier
+    /// attempts since `since` (those recorded before this one), oldest
+    /// first, with this attempt's id. Counting attempts in flight as
+    /// failures is what keeps a burst of simultaneous guesses within the
+    /// limit; a successful attempt is forgotten again
+    /// ([`Store::forget_login_attempt`]).
+    pub async fn record_login_attempt(
+        &self,
+        subject: &[u8],
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, Vec<DateTime<Utc>>), StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO login_failures (subject, failed_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(subject)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        let earlier = sqlx::query_scalar(
+            "SELECT failed_at FROM login_failures
+             WHERE subject = $1 AND failed_at > $2 AND id < $3 ORDER BY failed_at",
+        )
+        .bind(subject)
+        .bind(since)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((id, earlier))
+    }
+
+    /// Forgets one recorded attempt (it succeeded, or it was refused
+    /// before its password was checked).
+    pub async fn forget_login_attempt(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets a subject's failed sign-ins (after a successful one).
     pub async fn clear_login_failures(&self, subject: &[u8]) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE subject = $1")

@@ -180,6 +180,58 @@ async fn record_failure(
     Ok(())
 }
 
+/// The attempts a sign-in has recorded against its throttling subjects
+/// (the account, and the address when known) before its password is checked.
+struct Attempt {
+    ids: Vec<i64>,
+}
+
+impl Attempt {
+    /// Forgets the attempt: it succeeded, or it was refused unchecked.
+    async fn forget(self, state: &AppState) -> Result<(), WebError> {
+        for id in self.ids {
+            state.store().forget_login_attempt(id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Records the attempt against the account and the address, then says how
+/// long either must wait, counting every attempt recorded before this one
+/// (failed, or still being checked): so simultaneous guesses cannot
+/// overtake the limit. A refused attempt is forgotten again; one allowed
+/// stays recorded until it succeeds (then it is forgotten) or fails (then
+/// it is the failure).
+async fn attempt(
+    state: &AppState,
+    account: &[u8; 32],
+    client: &Client,
+    now: DateTime<Utc>,
+) -> Result<Result<Attempt, Duration>, WebError> {
+    let policy = state.config().throttle;
+    let since = now - policy.window;
+    let store = state.store();
+    let mut subjects = vec![(account.to_vec(), policy.per_account)];
+    if let Some(ip) = &client.ip {
+        subjects.push((ip_subject(ip).to_vec(), policy.per_ip));
+    }
+    let mut ids = Vec::new();
+    let mut wait: Option<Duration> = None;
+    for (subject, limit) in subjects {
+        let (id, earlier) = store.record_login_attempt(&subject, now, since).await?;
+        ids.push(id);
+        wait = wait.max(retry_after(&earlier, limit, policy.window, now));
+    }
+    let attempt = Attempt { ids };
+    match wait {
+        Some(wait) => {
+            attempt.forget(state).await?;
+            Ok(Err(wait))
+        }
+        None => Ok(Ok(attempt)),
+    }
+}
+
 fn throttle_message(wait: Duration) -> String {
     let minutes = (retry_after_seconds(wait) + 59) / 60;
     format!(
@@ -283,26 +335,29 @@ pub async fn login(
     let account = account_subject(&email);
     let store = state.store();
 
-    if let Some(wait) = throttled(&state, &account, &client, now).await? {
-        audit(
-            store,
-            None,
-            Actor::Anonymous,
-            "login.throttled",
-            &client,
-            None,
-            None,
-        )
-        .await?;
-        return login_form(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            &form.csrf,
-            &email,
-            &throttle_message(wait),
-            Some(wait),
-        );
-    }
+    let attempt = match attempt(&state, &account, &client, now).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            audit(
+                store,
+                None,
+                Actor::Anonymous,
+                "login.throttled",
+                &client,
+                None,
+                None,
+            )
+            .await?;
+            return login_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &form.csrf,
+                &email,
+                &throttle_message(wait),
+                Some(wait),
+            );
+        }
+    };
 
     let credentials = if email.len() <= 254 {
         store.user_credentials_by_email(&email).await?
@@ -320,7 +375,7 @@ pub async fn login(
     let user = match credentials {
         Some(c) if password_ok && !c.disabled => c.id,
         other => {
-            record_failure(&state, &account, &client, now).await?;
+            // The attempt recorded stays: it is the failure.
             let reason = match &other {
                 Some(c) if c.disabled => "account disabled",
                 Some(_) => "wrong password",
@@ -346,6 +401,7 @@ pub async fn login(
             );
         }
     };
+    attempt.forget(&state).await?;
     store.clear_login_failures(&account).await?;
     end_current_session(&state, &headers).await?;
     let tenant = first_tenant(store, user).await?;
@@ -353,6 +409,16 @@ pub async fn login(
     let login_cookie_gone = removal_cookie(login_cookie_name(secure), secure);
     if enrolled {
         let started = start_session(&state, user, tenant, false, PENDING_TTL).await?;
+        audit(
+            store,
+            None,
+            Actor::User(user),
+            "login.second_factor_required",
+            &client,
+            Some(user),
+            None,
+        )
+        .await?;
         return redirect_with("/login/2fa", &[started.set_cookie, login_cookie_gone]);
     }
     let started = start_session(&state, user, tenant, false, SESSION_TTL).await?;
@@ -604,6 +670,16 @@ pub async fn totp_enrol(
         // Already on: turning it off first needs the password and a code.
         return redirect_with("/account/2fa", &[]);
     }
+    audit(
+        state.store(),
+        session.record.tenant_id,
+        Actor::User(session.user()),
+        "2fa.enrolment_started",
+        &posted.client,
+        Some(session.user()),
+        None,
+    )
+    .await?;
     show_enrolment(&state, &session, &secret, StatusCode::OK, String::new()).await
 }
 
@@ -673,6 +749,16 @@ pub async fn totp_confirm(
         None => false,
     };
     if !confirmed {
+        audit(
+            store,
+            session.record.tenant_id,
+            Actor::User(user),
+            "2fa.confirm_refused",
+            &client,
+            Some(user),
+            Some("wrong or reused code"),
+        )
+        .await?;
         return show_enrolment(
             &state,
             &session,
@@ -727,6 +813,16 @@ pub async fn totp_disable(
         message,
     };
     if let Some(wait) = throttled(&state, &account, &client, now).await? {
+        audit(
+            store,
+            session.record.tenant_id,
+            Actor::User(user),
+            "2fa.disable_throttled",
+            &client,
+            Some(user),
+            None,
+        )
+        .await?;
         let csrf = session.csrf.clone();
         let mut r = totp_view(
             &state,
@@ -744,12 +840,14 @@ pub async fn totp_disable(
     }
     let password = SecretString::new(form.password);
     let hash = store.password_hash(user).await?;
-    let ok = password.expose().len() <= MAX_PASSWORD_BYTES
-        && state.hasher().verify(&password, Some(&hash)).await?
-        && check_second_factor(&state, user, &form.code, now)
-            .await?
-            .is_some();
-    if !ok {
+    let password_ok = password.expose().len() <= MAX_PASSWORD_BYTES
+        && state.hasher().verify(&password, Some(&hash)).await?;
+    let method = if password_ok {
+        check_second_factor(&state, user, &form.code, now).await?
+    } else {
+        None
+    };
+    let Some(method) = method else {
         record_failure(&state, &account, &client, now).await?;
         audit(
             store,
@@ -770,20 +868,27 @@ pub async fn totp_disable(
             refuse("The password or the code is wrong; two-factor sign-in stays on.".into()),
         )
         .await;
+    };
+    if method == "backup_code" {
+        audit(
+            store,
+            session.record.tenant_id,
+            Actor::User(user),
+            "2fa.backup_code_used",
+            &client,
+            Some(user),
+            None,
+        )
+        .await?;
     }
     store.disable_second_factor(user).await?;
     store.delete_session(user, session.record.id).await?;
     let started = start_session(&state, user, session.record.tenant_id, false, SESSION_TTL).await?;
-    audit(
-        store,
-        session.record.tenant_id,
-        Actor::User(user),
-        "2fa.disabled",
-        &client,
-        Some(user),
-        None,
-    )
-    .await?;
+    let event = AuditEvent::new(session.record.tenant_id, Actor::User(user), "2fa.disabled")
+        .from_client(client.ip.clone(), client.user_agent.clone())
+        .target("user", user)
+        .meta("second_factor", method);
+    store.audit(event).await?;
     redirect_with("/account/2fa", &[started.set_cookie])
 }
 

@@ -21,6 +21,9 @@ pub enum WebError {
     SecondFactorRequired,
     #[error("the form's CSRF token is missing or does not belong to this session")]
     Csrf,
+    /// A member of this tenant whose role lacks the permission.
+    #[error("your role does not have the {0:?} permission")]
+    Forbidden(crate::roles::Permission),
     #[error("a cross-origin request that changes state was refused")]
     CrossOrigin,
     #[error("bad request: {0}")]
@@ -53,7 +56,9 @@ impl WebError {
         match self {
             WebError::NotFound | WebError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
             WebError::LoginRequired | WebError::SecondFactorRequired => StatusCode::SEE_OTHER,
-            WebError::Csrf | WebError::CrossOrigin => StatusCode::FORBIDDEN,
+            WebError::Csrf | WebError::CrossOrigin | WebError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,14 +5,20 @@
 //! assets. `app(state)` builds the router; the binary serves it. Does I/O
 //! (PostgreSQL through the store).
 
+pub mod audit_viewer;
 pub mod auth;
 pub mod clock;
+pub mod dashboard;
 pub mod error;
 pub mod hardening;
+pub mod members;
 pub mod pages;
 pub mod password;
+pub mod roles;
 pub mod session;
+pub mod svg;
 pub mod templates;
+pub mod tenant;
 pub mod throttle;
 pub mod totp;
 
@@ -147,10 +153,30 @@ route_table! {
     post "/account/2fa/enrol" => auth::totp_enrol,
     post "/account/2fa/confirm" => auth::totp_confirm,
     post "/account/2fa/disable" => auth::totp_disable,
-    get "/dashboard" => pages::dashboard,
-    get "/zones/{id}" => pages::zone,
+    get "/dashboard" => dashboard::zones,
+    get "/zones/{id}" => dashboard::zone,
+    get "/zones/{id}/snapshots" => dashboard::snapshots::list,
+    get "/snapshots/{id}" => dashboard::snapshots::page,
+    post "/snapshots/{id}/rollback" => dashboard::snapshots::request_rollback,
+    get "/change-requests" => dashboard::requests::list,
+    get "/change-requests/{id}" => dashboard::requests::page,
+    get "/change-requests/{id}/message" => dashboard::requests::message,
+    post "/change-requests/{id}/approvals" => dashboard::requests::paste,
+    get "/connections" => dashboard::connections,
     get "/static/style.css" => pages::stylesheet,
     get "/api/healthz" => pages::healthz,
+    get "/audit" => audit_viewer::page,
+    get "/members" => members::members_page,
+    post "/members/invite" => members::invite,
+    post "/members/invitations/{id}/revoke" => members::revoke,
+    post "/members/{id}/role" => members::change_role,
+    post "/members/{id}/remove" => members::remove,
+    get "/invitations/{token}" => members::invitation_page,
+    post "/invitations/{token}" => members::accept,
+    get "/tenant" => tenant::tenant_page,
+    post "/tenant/2fa" => tenant::set_require_2fa,
+    post "/tenant/policy" => tenant::request_policy_edit,
+    post "/tenant/switch" => tenant::switch,
 }
 
 /// The web service's router: every page of [`ROUTES`], behind the
@@ -159,6 +185,10 @@ route_table! {
 pub fn app(state: AppState) -> Router {
     routes()
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tenant::require_enrolment,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

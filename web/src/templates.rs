@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::WebError;
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     (
@@ -24,7 +24,45 @@ const TEMPLATES: [(&str, &str); 8] = [
         include_str!("../templates/backup_codes.html"),
     ),
     ("error.html", include_str!("../templates/error.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("members.html", include_str!("../templates/members.html")),
+    (
+        "invitation.html",
+        include_str!("../templates/invitation.html"),
+    ),
+    ("tenant.html", include_str!("../templates/tenant.html")),
+    (
+        "change_requests.html",
+        include_str!("../templates/change_requests.html"),
+    ),
+    (
+        "change_request.html",
+        include_str!("../templates/change_request.html"),
+    ),
+    (
+        "snapshots.html",
+        include_str!("../templates/snapshots.html"),
+    ),
+    ("snapshot.html", include_str!("../templates/snapshot.html")),
+    (
+        "connections.html",
+        include_str!("../templates/connections.html"),
+    ),
 ];
+
+/// For templates: whether a role as stored (`MANAGER`) has a permission
+/// (`AUDIT_READ`), by `roles::ROLE_PERMISSIONS`; unknown names have none.
+fn role_may(role: &str, permission: &str) -> bool {
+    use crate::roles::{Permission, Role};
+    let permission = match permission {
+        "RESOURCE_WRITE" => Permission::ResourceWrite,
+        "USER_MANAGE" => Permission::UserManage,
+        "TENANT_MANAGE" => Permission::TenantManage,
+        "AUDIT_READ" => Permission::AuditRead,
+        _ => return false,
+    };
+    role.parse::<Role>().is_ok_and(|r| r.may(permission))
+}
 
 #[derive(Debug)]
 pub struct Templates {
@@ -37,6 +75,8 @@ impl Templates {
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
         }
+        // `may(tenant.role, "AUDIT_READ")`: whether a role has a permission, by the one table.
+        env.add_function("may", role_may);
         Ok(Self { env })
     }
 

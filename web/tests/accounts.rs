@@ -663,7 +663,11 @@ async fn a_session_ends_after_fourteen_days(pool: PgPool) {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn many_sign_ins_at_once_all_complete_on_the_bounded_pool(pool: PgPool) {
     let h = harness(pool);
-    h.owner("acme", "ann@acme.example").await;
+    // 24 people, each signing in once, all at the same moment.
+    for i in 0..24 {
+        h.owner(&format!("t{i}"), &format!("p{i}@acme.example"))
+            .await;
+    }
     let mut tasks = Vec::new();
     for i in 0..24 {
         let mut b = h.browser_from(&format!("198.51.100.{}", i + 1));
@@ -673,7 +677,9 @@ async fn many_sign_ins_at_once_all_complete_on_the_bounded_pool(pool: PgPool) {
             } else {
                 PASSWORD
             };
-            b.login("ann@acme.example", password).await.status
+            b.login(&format!("p{i}@acme.example"), password)
+                .await
+                .status
         }));
     }
     let mut statuses = Vec::new();
@@ -700,4 +706,45 @@ async fn many_sign_ins_at_once_all_complete_on_the_bounded_pool(pool: PgPool) {
             >= 15,
         "{statuses:?}"
     );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn simultaneous_guesses_cannot_overtake_the_limit(pool: PgPool) {
+    let h = harness(pool);
+    h.owner("acme", "ann@acme.example").await;
+    // 60 wrong passwords for one account at once, from 60 addresses: the
+    // attempts still being checked count, so no more than the account's
+    // limit (5) are checked at all; the rest wait.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let mut b = h.browser_from(&format!("198.51.100.{}", i + 1));
+        tasks.push(tokio::spawn(async move {
+            b.login("ann@acme.example", "wrong-password-1").await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let waited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
+    assert_eq!(checked + waited, 60, "{statuses:?}");
+    // A refused attempt leaves nothing behind: the failures recorded are
+    // the checked ones.
+    let failures = h
+        .store
+        .login_failures_since(
+            &zentralink_web::throttle::account_subject("ann@acme.example"),
+            h.clock.now() - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), checked);
 }
