@@ -180,56 +180,47 @@ async fn record_failure(
     Ok(())
 }
 
-/// The attempts a sign-in has recorded against its throttling subjects
-/// (the account, and the address when known) before its password is checked.
+/// A sign-in attempt recorded against its account before the password is
+/// checked.
 struct Attempt {
-    ids: Vec<i64>,
+    id: i64,
 }
 
 impl Attempt {
-    /// Forgets the attempt: it succeeded, or it was refused unchecked.
+    /// Forgets the attempt: it succeeded.
     async fn forget(self, state: &AppState) -> Result<(), WebError> {
-        for id in self.ids {
-            state.store().forget_login_attempt(id).await?;
-        }
-        Ok(())
+        Ok(state.store().forget_login_attempt(self.id).await?)
     }
 }
 
-/// Records the attempt against the account and the address, then says how
-/// long either must wait, counting every attempt recorded before this one
-/// (failed, or still being checked): so simultaneous guesses cannot
-/// overtake the limit. A refused attempt is forgotten again; one allowed
-/// stays recorded until it succeeds (then it is forgotten) or fails (then
-/// it is the failure).
+/// Says how long the account or the address must wait, if either must;
+/// otherwise records the attempt against the account and returns it. For
+/// the account, every attempt recorded before this one counts, failed or
+/// still being checked, so simultaneous guesses at one account cannot
+/// overtake its limit; an allowed attempt stays recorded until it succeeds
+/// (then it is forgotten) or fails (then it is the failure). For the
+/// address, failures count (recorded when they happen): counting sign-ins
+/// in flight there would throttle everyone behind one proxy who signs in at
+/// the same moment.
 async fn attempt(
     state: &AppState,
     account: &[u8; 32],
     client: &Client,
     now: DateTime<Utc>,
 ) -> Result<Result<Attempt, Duration>, WebError> {
+    if let Some(wait) = throttled(state, account, client, now).await? {
+        return Ok(Err(wait));
+    }
     let policy = state.config().throttle;
-    let since = now - policy.window;
     let store = state.store();
-    let mut subjects = vec![(account.to_vec(), policy.per_account)];
-    if let Some(ip) = &client.ip {
-        subjects.push((ip_subject(ip).to_vec(), policy.per_ip));
+    let (id, earlier) = store
+        .record_login_attempt(account, now, now - policy.window)
+        .await?;
+    if let Some(wait) = retry_after(&earlier, policy.per_account, policy.window, now) {
+        store.forget_login_attempt(id).await?;
+        return Ok(Err(wait));
     }
-    let mut ids = Vec::new();
-    let mut wait: Option<Duration> = None;
-    for (subject, limit) in subjects {
-        let (id, earlier) = store.record_login_attempt(&subject, now, since).await?;
-        ids.push(id);
-        wait = wait.max(retry_after(&earlier, limit, policy.window, now));
-    }
-    let attempt = Attempt { ids };
-    match wait {
-        Some(wait) => {
-            attempt.forget(state).await?;
-            Ok(Err(wait))
-        }
-        None => Ok(Ok(attempt)),
-    }
+    Ok(Ok(Attempt { id }))
 }
 
 fn throttle_message(wait: Duration) -> String {
@@ -375,7 +366,11 @@ pub async fn login(
     let user = match credentials {
         Some(c) if password_ok && !c.disabled => c.id,
         other => {
-            // The attempt recorded stays: it is the failure.
+            // The attempt recorded against the account stays: it is the
+            // failure; the address's is recorded now.
+            if let Some(ip) = &client.ip {
+                store.record_login_failure(&ip_subject(ip), now).await?;
+            }
             let reason = match &other {
                 Some(c) if c.disabled => "account disabled",
                 Some(_) => "wrong password",

@@ -51,6 +51,8 @@ pub struct WebConfig {
     pub throttle: ThrottlePolicy,
     /// The issuer shown in authenticator apps.
     pub totp_issuer: String,
+    /// How long a client has to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for WebConfig {
@@ -61,6 +63,7 @@ impl Default for WebConfig {
             hash_concurrency: 4,
             throttle: ThrottlePolicy::default(),
             totp_issuer: "ZentraLink".into(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -197,18 +200,73 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long a client has to send a request's headers before the
+/// connection is closed (a client trickling headers cannot hold a
+/// connection open forever).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the requests in flight have to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the web service on `listener` until `shutdown` resolves, then
-/// answers the requests in flight and returns. The peer's address reaches
-/// handlers (audit events, throttling by address).
+/// answers the requests in flight (for up to 10 s) and returns. HTTP/1.1;
+/// headers must arrive within `header_read_timeout` ([`HEADER_READ_TIMEOUT`]
+/// by default). The peer's address reaches handlers (audit events,
+/// throttling by address).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use tower::ServiceExt;
+
+    let header_read_timeout = state.config().header_read_timeout;
+    let router = app(state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, not spin.
+                    tracing::warn!("web: accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(%peer, "web: connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "web: requests still open after {}s were dropped at shutdown",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(())
 }

@@ -713,7 +713,7 @@ async fn simultaneous_guesses_cannot_overtake_the_limit(pool: PgPool) {
     let h = harness(pool);
     h.owner("acme", "ann@acme.example").await;
     // 60 wrong passwords for one account at once, from 60 addresses: the
-    // attempts still being checked count, so no more than the account's
+    // account's attempts still being checked count, so no more than its
     // limit (5) are checked at all; the rest wait.
     let mut tasks = Vec::new();
     for i in 0..60 {
