@@ -25,6 +25,14 @@ pub struct SessionRecord {
     pub display_name: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The active tenant's slug, name and the user's role in it, read with
+    /// the session; all `None` when there is no active tenant or the user
+    /// is no longer a member of it.
+    pub tenant_slug: Option<String>,
+    pub tenant_display_name: Option<String>,
+    pub tenant_role: Option<String>,
+    /// The active tenant requires 2FA and the user has not confirmed one.
+    pub owes_enrolment: bool,
 }
 
 /// A session to create.
@@ -67,10 +75,15 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT s.id, s.user_id, s.tenant_id, s.second_factor,
                     (t.confirmed_at IS NOT NULL) AS totp_enrolled,
-                    u.email, u.display_name, s.created_at, s.expires_at
+                    u.email, u.display_name, s.created_at, s.expires_at,
+                    tn.slug AS tenant_slug, tn.display_name AS tenant_display_name,
+                    m.role AS tenant_role,
+                    COALESCE(tn.require_2fa AND t.confirmed_at IS NULL, false) AS owes_enrolment
              FROM sessions s
              JOIN users u ON u.id = s.user_id
              LEFT JOIN totp_secrets t ON t.user_id = s.user_id
+             LEFT JOIN memberships m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
+             LEFT JOIN tenants tn ON tn.id = m.tenant_id
              WHERE s.token_sha256 = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(token_sha256)

@@ -35,22 +35,23 @@ pub struct TenantView {
     pub role: String,
 }
 
-/// The frame of a session: its active tenant only while the user is still a member.
-pub async fn frame(state: &AppState, session: &AnySession) -> Result<Frame, WebError> {
-    let tenant = match session.record.tenant_id {
-        Some(id) => state
-            .store()
-            .memberships_of(session.user())
-            .await?
-            .into_iter()
-            .find(|m| m.tenant_id == id)
-            .map(|m| TenantView {
-                id: m.tenant_id,
-                slug: m.slug,
-                display_name: m.display_name,
-                role: m.role,
-            }),
-        None => None,
+/// The frame of a session: its active tenant only while the user is still
+/// a member (read with the session, in the same query).
+pub async fn frame(_state: &AppState, session: &AnySession) -> Result<Frame, WebError> {
+    let r = &session.record;
+    let tenant = match (
+        r.tenant_id,
+        &r.tenant_slug,
+        &r.tenant_display_name,
+        &r.tenant_role,
+    ) {
+        (Some(id), Some(slug), Some(display_name), Some(role)) => Some(TenantView {
+            id,
+            slug: slug.clone(),
+            display_name: display_name.clone(),
+            role: role.clone(),
+        }),
+        _ => None,
     };
     Ok(Frame {
         user: UserView {

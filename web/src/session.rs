@@ -185,6 +185,19 @@ pub async fn find_session(
     }))
 }
 
+/// The session a layer already looked up for this request (the 2FA
+/// requirement's), so the handler's extractor does not read it again.
+#[derive(Debug, Clone)]
+pub struct FoundSession(pub Option<AnySession>);
+
+/// The request's session: the one a layer found for it, or read now.
+async fn request_session(parts: &Parts, state: &AppState) -> Result<Option<AnySession>, WebError> {
+    match parts.extensions.get::<FoundSession>() {
+        Some(FoundSession(found)) => Ok(found.clone()),
+        None => find_session(&parts.headers, state).await,
+    }
+}
+
 /// A signed-in session (second factor given when the user has one).
 #[derive(Debug, Clone)]
 pub struct Signed(pub AnySession);
@@ -201,7 +214,7 @@ impl Signed {
 impl FromRequestParts<AppState> for Signed {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        match find_session(&parts.headers, state).await? {
+        match request_session(parts, state).await? {
             None => Err(WebError::LoginRequired),
             Some(s) if s.pending() => Err(WebError::SecondFactorRequired),
             Some(s) => Ok(Signed(s)),
@@ -216,7 +229,7 @@ pub struct Pending(pub AnySession);
 impl FromRequestParts<AppState> for Pending {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        match find_session(&parts.headers, state).await? {
+        match request_session(parts, state).await? {
             Some(s) if s.pending() => Ok(Pending(s)),
             // Signed in already, or not at all: start from the sign-in page.
             _ => Err(WebError::LoginRequired),

@@ -8,7 +8,7 @@
 //! audited. Reads and writes the store.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::error::WebError;
 use crate::members::{member_of, page, rotate_session, see_other};
 use crate::roles::{Member, Permission};
-use crate::session::{Client, CsrfForm, Posted, Signed, cookie_name, request_cookie, token_sha256};
+use crate::session::{Client, CsrfForm, FoundSession, Posted, Signed, find_session};
 
 /// The name edits are shown under in error messages (`line 7: spec...`).
 pub const EDIT_FILE_NAME: &str = "TenantPolicy";
@@ -506,30 +506,27 @@ fn open_while_enrolling(path: &str) -> bool {
 
 /// Whether the request's session is signed in to a tenant that requires a
 /// second factor by someone who has none.
-async fn owes_enrolment(state: &AppState, headers: &HeaderMap) -> Result<bool, WebError> {
-    let Some(token) = request_cookie(headers, cookie_name(state.config().secure_cookies)) else {
-        return Ok(false);
-    };
-    Ok(state
-        .store()
-        .session_owes_enrolment(&token_sha256(&token), state.now())
-        .await?)
-}
-
 /// The layer that keeps a member who owes their tenant a second factor on
 /// the enrolment page: every other page of the tenant answers with a
 /// redirect to `/account/2fa` until they have enrolled.
 pub async fn require_enrolment(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if open_while_enrolling(request.uri().path()) {
         return next.run(request).await;
     }
-    match owes_enrolment(&state, request.headers()).await {
-        Ok(false) => next.run(request).await,
-        Ok(true) => see_other("/account/2fa", &[]).unwrap_or_else(IntoResponse::into_response),
+    match find_session(request.headers(), &state).await {
+        Ok(found) => {
+            let owes = found.as_ref().is_some_and(|s| s.record.owes_enrolment);
+            if owes {
+                return see_other("/account/2fa", &[]).unwrap_or_else(IntoResponse::into_response);
+            }
+            // The handler's extractor takes it from here instead of reading it again.
+            request.extensions_mut().insert(FoundSession(found));
+            next.run(request).await
+        }
         Err(e) => e.into_response(),
     }
 }
