@@ -12,10 +12,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::text;
-use zentralink_model::config::{ConfigKind, ConfigObject, WEB_REVISION, propose_policy_edit};
+use zentralink_model::config::{ConfigObject, WEB_REVISION, propose_policy_edit};
 use zentralink_model::documents::SourceFile;
 use zentralink_model::secrets::{EncryptionKey, Keyring};
 use zentralink_store::Store;
+use zentralink_store::approvals::ConfigRecord;
 use zentralink_store::changes::{NewChangeRequest, RequestKind};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -79,20 +80,8 @@ async fn a_policy_edit_from_the_web_waits_for_the_source_and_is_then_the_request
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let store = Store::from_pool(pool.clone(), Keyring::new(key, None));
     let tenant = store.tenant_by_slug("acme").await.unwrap();
-    let in_force: Vec<ConfigObject> = store
-        .tenant_configs(tenant.id)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|c| {
-            Some(ConfigObject {
-                kind: ConfigKind::parse(&c.kind)?,
-                namespace: c.namespace.clone(),
-                name: c.name.clone(),
-                spec: c.spec.clone(),
-            })
-        })
-        .collect();
+    let in_force: Vec<ConfigObject> =
+        ConfigRecord::objects(&store.tenant_configs(tenant.id).await.unwrap());
     assert!(
         !in_force.is_empty(),
         "the first pass put the configuration in force"

@@ -20,7 +20,7 @@ use zentralink_model::config::{
 use zentralink_model::digest::PlanDigest;
 use zentralink_model::documents::LoadedObject;
 use zentralink_model::reconcile::RequestState;
-use zentralink_store::approvals::NewConfig;
+use zentralink_store::approvals::{ConfigRecord, NewConfig};
 use zentralink_store::audit::{Actor, AuditEvent};
 use zentralink_store::changes::{ChangeRequestRecord, NewChangeRequest, RequestKind};
 use zentralink_store::{StoreError, TenantId};
@@ -275,17 +275,7 @@ impl Reconciler {
             .map_err(err)?;
         let declared = declared(revision, tenant)?;
         let stored = self.store().tenant_configs(tenant_id).await.map_err(err)?;
-        let in_force: Vec<ConfigObject> = stored
-            .iter()
-            .filter_map(|c| {
-                Some(ConfigObject {
-                    kind: ConfigKind::parse(&c.kind)?,
-                    namespace: c.namespace.clone(),
-                    name: c.name.clone(),
-                    spec: c.spec.clone(),
-                })
-            })
-            .collect();
+        let in_force: Vec<ConfigObject> = ConfigRecord::objects(&stored);
         if in_force.is_empty() {
             if !self.options().execute {
                 return Ok(declared);
@@ -676,17 +666,7 @@ pub async fn policy_in_force(
     if stored.is_empty() {
         return Ok(None);
     }
-    let objects: Vec<ConfigObject> = stored
-        .iter()
-        .filter_map(|c| {
-            Some(ConfigObject {
-                kind: ConfigKind::parse(&c.kind)?,
-                namespace: c.namespace.clone(),
-                name: c.name.clone(),
-                spec: c.spec.clone(),
-            })
-        })
-        .collect();
+    let objects: Vec<ConfigObject> = ConfigRecord::objects(&stored);
     in_force_policy(&objects).map(|(p, _)| Some(p))
 }
 

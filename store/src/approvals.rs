@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use zentralink_model::config::{ConfigKind, ConfigObject};
 
 use crate::Store;
 use crate::audit::AuditEvent;
@@ -77,6 +78,24 @@ pub struct ConfigRecord {
     pub revision: Option<String>,
     pub accepted_by: String,
     pub accepted_at: DateTime<Utc>,
+}
+
+impl ConfigRecord {
+    /// The configuration objects in force of stored rows (a row of an
+    /// unknown kind is none).
+    pub fn objects(records: &[ConfigRecord]) -> Vec<ConfigObject> {
+        records
+            .iter()
+            .filter_map(|c| {
+                Some(ConfigObject {
+                    kind: ConfigKind::parse(&c.kind)?,
+                    namespace: c.namespace.clone(),
+                    name: c.name.clone(),
+                    spec: c.spec.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// An object to put in force.

@@ -518,27 +518,4 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
-
-    /// Whether the session whose token hashes to `token_sha256` is signed in
-    /// to a tenant that requires a second factor, by a member who has not
-    /// enrolled one: such a session may only enrol (or leave).
-    pub async fn session_owes_enrolment(
-        &self,
-        token_sha256: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (
-                SELECT 1 FROM sessions s
-                JOIN tenants t ON t.id = s.tenant_id
-                JOIN memberships m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
-                LEFT JOIN totp_secrets ts ON ts.user_id = s.user_id
-                WHERE s.token_sha256 = $1 AND s.expires_at > $2
-                  AND t.require_2fa AND ts.confirmed_at IS NULL)",
-        )
-        .bind(token_sha256)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
-    }
 }

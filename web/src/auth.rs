@@ -611,7 +611,7 @@ async fn totp_view(
     status: StatusCode,
     view: TotpView,
 ) -> Result<Response, WebError> {
-    let mut frame = frame(state, session).await?;
+    let mut frame = frame(session);
     csrf.clone_into(&mut frame.csrf);
     let enrolment = view
         .enrolment
@@ -776,7 +776,7 @@ pub async fn totp_confirm(
         None,
     )
     .await?;
-    let frame = frame(&state, &session).await?;
+    let frame = frame(&session);
     let html = state.templates().render(
         "backup_codes.html",
         context! { user => frame.user, tenant => frame.tenant, csrf => started.csrf, codes => codes },

@@ -117,25 +117,6 @@ pub(crate) fn page(status: StatusCode, html: String) -> Response {
     r
 }
 
-/// The member behind a posted form: the session's active tenant, which the
-/// user must still belong to (404 otherwise, as for every tenant page).
-pub(crate) async fn member_of(state: &AppState, session: Signed) -> Result<Member, WebError> {
-    let frame = frame(state, &session.0).await?;
-    let (tenant_id, role) = match &frame.tenant {
-        Some(t) => (
-            t.id,
-            t.role.parse::<Role>().map_err(|_| WebError::NotFound)?,
-        ),
-        None => return Err(WebError::NotFound),
-    };
-    Ok(Member {
-        session,
-        frame,
-        tenant_id,
-        role,
-    })
-}
-
 fn event(member: &Member, action: &str, client: &Client) -> AuditEvent {
     AuditEvent::new(
         Some(member.tenant_id),
@@ -346,7 +327,7 @@ pub async fn invite(
         form,
         client,
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     member.require(Permission::UserManage)?;
     let role: Role = form.role.parse()?;
     let email = match email_address(&form.email) {
@@ -432,7 +413,7 @@ pub async fn revoke(
     let Posted {
         session, client, ..
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     let id: uuid::Uuid = id.parse().map_err(|_| WebError::NotFound)?;
     member.require(Permission::UserManage)?;
     let audit = event(&member, "invitation.revoked", &client);
@@ -479,7 +460,7 @@ pub async fn change_role(
         form,
         client,
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     let target = user_id(&id)?;
     member.require(Permission::UserManage)?;
     let role: Role = form.role.parse()?;
@@ -515,7 +496,7 @@ pub async fn remove(
     let Posted {
         session, client, ..
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     let target = user_id(&id)?;
     member.require(Permission::UserManage)?;
     let audit = event(&member, "member.removed", &client);
@@ -585,10 +566,7 @@ async fn invitation_view(
     status: StatusCode,
     view: InvitationState<'_>,
 ) -> Result<Response, WebError> {
-    let frame = match view.session {
-        Some(s) => Some(frame(app, &s.0).await?),
-        None => None,
-    };
+    let frame = view.session.map(|s| frame(&s.0));
     let html = app.templates().render(
         "invitation.html",
         context! {

@@ -37,7 +37,7 @@ pub struct TenantView {
 
 /// The frame of a session: its active tenant only while the user is still
 /// a member (read with the session, in the same query).
-pub async fn frame(_state: &AppState, session: &AnySession) -> Result<Frame, WebError> {
+pub fn frame(session: &AnySession) -> Frame {
     let r = &session.record;
     let tenant = match (
         r.tenant_id,
@@ -53,13 +53,13 @@ pub async fn frame(_state: &AppState, session: &AnySession) -> Result<Frame, Web
         }),
         _ => None,
     };
-    Ok(Frame {
+    Frame {
         user: UserView {
             email: session.record.email.clone(),
         },
         tenant,
         csrf: session.csrf.clone(),
-    })
+    }
 }
 
 pub async fn home() -> Redirect {

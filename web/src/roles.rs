@@ -127,6 +127,26 @@ pub struct Member {
 }
 
 impl Member {
+    /// The member a signed-in session is: of its active tenant, which the
+    /// user must still belong to (404 otherwise, on every tenant page and
+    /// form).
+    pub fn of(session: Signed) -> Result<Member, WebError> {
+        let frame = frame(&session.0);
+        let (tenant_id, role) = match &frame.tenant {
+            Some(t) => (
+                t.id,
+                t.role.parse::<Role>().map_err(|_| WebError::NotFound)?,
+            ),
+            None => return Err(WebError::NotFound),
+        };
+        Ok(Member {
+            session,
+            frame,
+            tenant_id,
+            role,
+        })
+    }
+
     /// `Ok` when the member's role has `permission`; a 403 otherwise (the
     /// object is this tenant's, so saying so gives nothing away).
     pub fn require(&self, permission: Permission) -> Result<(), WebError> {
@@ -141,21 +161,7 @@ impl Member {
 impl FromRequestParts<AppState> for Member {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        let session = Signed::from_request_parts(parts, state).await?;
-        let frame = frame(state, &session.0).await?;
-        let (tenant_id, role) = match &frame.tenant {
-            Some(t) => (
-                t.id,
-                t.role.parse::<Role>().map_err(|_| WebError::NotFound)?,
-            ),
-            None => return Err(WebError::NotFound),
-        };
-        Ok(Member {
-            session,
-            frame,
-            tenant_id,
-            role,
-        })
+        Member::of(Signed::from_request_parts(parts, state).await?)
     }
 }
 

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
-use zentralink_model::config::{ConfigKind, ConfigObject, PolicyEdit, propose_policy_edit};
+use zentralink_model::config::{PolicyEdit, propose_policy_edit};
 use zentralink_model::documents::SourceFile;
 use zentralink_store::approvals::ConfigRecord;
 use zentralink_store::audit::{Actor, AuditEvent};
@@ -21,7 +21,7 @@ use zentralink_store::changes::{NewChangeRequest, RequestKind};
 
 use crate::AppState;
 use crate::error::WebError;
-use crate::members::{member_of, page, rotate_session, see_other};
+use crate::members::{page, rotate_session, see_other};
 use crate::roles::{Member, Permission};
 use crate::session::{Client, CsrfForm, FoundSession, Posted, Signed, find_session};
 
@@ -72,20 +72,6 @@ impl CsrfForm for SwitchForm {
     fn csrf(&self) -> &str {
         &self.csrf
     }
-}
-
-fn config_objects(stored: &[ConfigRecord]) -> Vec<ConfigObject> {
-    stored
-        .iter()
-        .filter_map(|c| {
-            Some(ConfigObject {
-                kind: ConfigKind::parse(&c.kind)?,
-                namespace: c.namespace.clone(),
-                name: c.name.clone(),
-                spec: c.spec.clone(),
-            })
-        })
-        .collect()
 }
 
 /// The TenantPolicy in force as the YAML document a person edits; a
@@ -180,7 +166,7 @@ async fn tenant_page_with(
         .iter()
         .find(|c| c.kind == "Tenant")
         .map(|c| c.spec.clone());
-    let in_force = config_objects(&stored);
+    let in_force = ConfigRecord::objects(&stored);
     let policy = if in_force.is_empty() {
         None
     } else {
@@ -269,7 +255,7 @@ pub async fn set_require_2fa(
         form,
         client,
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     member.require(Permission::TenantManage)?;
     let on = form.require_2fa == "on";
     let store = state.store();
@@ -323,12 +309,12 @@ pub async fn request_policy_edit(
         form,
         client,
     } = posted;
-    let member = member_of(&state, session).await?;
+    let member = Member::of(session)?;
     member.require(Permission::TenantManage)?;
     let store = state.store();
     let settings = store.tenant_settings(member.tenant_id).await?;
     let stored = store.tenant_configs(member.tenant_id).await?;
-    let in_force = config_objects(&stored);
+    let in_force = ConfigRecord::objects(&stored);
     let refuse = |error: String, problems: Vec<ProblemView>| Notice {
         error,
         problems,

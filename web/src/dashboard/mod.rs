@@ -232,7 +232,7 @@ pub async fn zones(
     State(state): State<AppState>,
     session: Signed,
 ) -> Result<Html<String>, WebError> {
-    let frame = frame(&state, &session.0).await?;
+    let frame = frame(&session.0);
     let Some(tenant) = &frame.tenant else {
         return Ok(Html(state.templates().render(
             "dashboard.html",
