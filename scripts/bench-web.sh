@@ -14,7 +14,12 @@
 #            passwords at once from one address: only 401 and 429 (throttled,
 #            with Retry-After) allowed
 #
-#   scripts/bench-web.sh [pages|logins|all]
+#   status   the public status page (no session) with open and resolved
+#            incidents, at a fixed RATE requests/s for DURATION (oha -q,
+#            latency corrected): p50, p99 (target p99 < 20 ms); then the same
+#            with If-None-Match (304s); only with `status`, not in `all`
+#
+#   scripts/bench-web.sh [pages|logins|status|all]
 #   RATE (500), DURATION (30s), LOGINS (200), ZONES (200), RECORD_SETS (40),
 #   CHANGES (100 per zone), OTHER_TENANTS (9, filled like the measured one),
 #   AUDIT (50000 events per tenant)
@@ -30,7 +35,7 @@ ROOT=$(pwd)
 source scripts/lib.sh
 
 which=${1:-all}
-case $which in pages | logins | all) ;; *) die "usage: $0 [pages|logins|all]" ;; esac
+case $which in pages | logins | status | all) ;; *) die "usage: $0 [pages|logins|status|all]" ;; esac
 RATE=${RATE:-500}
 DURATION=${DURATION:-30s}
 LOGINS=${LOGINS:-200}
@@ -91,6 +96,7 @@ OWNER=owner@acme.example
 printf '%s\n' "$PASSWORD" | "$zl" web create-owner --email "$OWNER" --tenant acme | sed 's/^/    /'
 login_users=$LOGINS
 [ "$which" = pages ] && login_users=0
+[ "$which" = status ] && login_users=0
 BENCH_PASSWORD=$PASSWORD "$fill" acme "$ZONES" "$RECORD_SETS" "$CHANGES" "$OTHER_TENANTS" "$AUDIT" "$login_users" >"$work/fill.out"
 sed -n '/^zones:$/q;p' "$work/fill.out" | sed 's/^/    /'
 # The 30th zone: awaiting approval (a pending request) and drifted, with
@@ -250,6 +256,60 @@ if [ "$which" = logins ] || [ "$which" = all ]; then
     report "POST /login x $LOGINS (wrong password)" "$work/wrong.json"
     only_statuses "$work/wrong.json" 401 429
     info "web process after: VmRSS $(rss VmRSS), VmHWM $(rss VmHWM)"
+fi
+
+# bench_status: the public status page, as every visitor gets it.
+bench_status() {
+    section "Status page at $RATE requests/s for $DURATION (50 connections, latency corrected)"
+    # What the page shows: the operator's passes, two open incidents and
+    # twenty resolved in the last 90 days, each with three updates.
+    psql "$DATABASE_URL" -q <<'SQL'
+INSERT INTO source_states (source, last_pass_at, last_pass_ok)
+SELECT 'bench-source-' || i, now(), true FROM generate_series(1, 3) i
+ON CONFLICT (source) DO UPDATE SET last_pass_at = now(), last_pass_ok = true;
+INSERT INTO status_incidents (id, title, impact, status, started_at, resolved_at)
+SELECT gen_random_uuid(), 'Bench incident ' || i,
+       (ARRAY['minor','major','critical','none'])[1 + i % 4],
+       CASE WHEN i <= 2 THEN 'identified' ELSE 'resolved' END,
+       now() - (i * interval '3 days'),
+       CASE WHEN i <= 2 THEN NULL ELSE now() - (i * interval '3 days') + interval '2 hours' END
+FROM generate_series(1, 22) i;
+INSERT INTO status_incident_updates (id, incident_id, status, body, created_at)
+SELECT gen_random_uuid(), s.id, s.status,
+       'Update ' || u || ': what we know, what we do next, and when we will say more.',
+       s.started_at + u * interval '30 minutes'
+FROM status_incidents s, generate_series(1, 3) u;
+SQL
+    local status
+    status=$(curl -s -o "$work/status.html" -D "$work/status.headers" -w '%{http_code}' "$site/status")
+    [ "$status" = 200 ] || die "GET /status answered $status"
+    etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*\)\r$/\1/p' "$work/status.headers")
+    [ -n "$etag" ] || die "GET /status sent no ETag"
+    info "GET /status: 200, $(wc -c <"$work/status.html") bytes, ETag $etag, $(grep -i '^cache-control' "$work/status.headers" | tr -d '\r')"
+    "$oha" --no-tui -n 500 -c 10 "$site/status" >/dev/null
+    info "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local n=5000 w0 w1 d0 d1
+    w0=$(web_cpu)
+    d0=$(db_cpu)
+    "$oha" --no-tui --output-format json -n "$n" -c 50 "$site/status" >"$work/status-max.json"
+    w1=$(web_cpu)
+    d1=$(db_cpu)
+    report "GET /status, closed loop ($n requests, 50 connections)" "$work/status-max.json"
+    only_statuses "$work/status-max.json" 200
+    info "CPU per request: web $(awk -v a="$w0" -v b="$w1" -v n="$n" -v t="$ticks" 'BEGIN {printf "%.3f", (b - a) * 1000 / t / n}') ms, PostgreSQL $(awk -v a="$d0" -v b="$d1" -v n="$n" -v t="$ticks" 'BEGIN {printf "%.3f", (b - a) * 1000 / t / n}') ms"
+    "$oha" --no-tui --output-format json -z "$DURATION" -w -q "$RATE" --latency-correction -c 50 \
+        "$site/status" >"$work/status.json"
+    report "GET /status" "$work/status.json"
+    only_statuses "$work/status.json" 200
+    "$oha" --no-tui --output-format json -z "$DURATION" -w -q "$RATE" --latency-correction -c 50 \
+        -H "If-None-Match: $etag" "$site/status" >"$work/status-304.json"
+    report "GET /status with If-None-Match" "$work/status-304.json"
+    # A re-render with other content (a pass recorded meanwhile) answers 200 once.
+    only_statuses "$work/status-304.json" 304 200
+    info "web process: VmRSS $(rss VmRSS), VmHWM $(rss VmHWM)"
+}
+if [ "$which" = status ]; then
+    bench_status
 fi
 
 section "Stop"

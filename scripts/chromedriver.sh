@@ -131,9 +131,9 @@ cd_start() {
     for attempt in 1 2 3 4 5; do
         port=$(_free_port)
         info "starting chromedriver on http://127.0.0.1:$port, log $CD_LOG"
-        # Only loopback clients may connect (chromedriver's default, said
-        # explicitly); the log is the driver's own, at INFO.
-        setsid nohup "$binary" --port="$port" --allowed-ips=127.0.0.1 \
+        # Without --allowed-ips chromedriver listens on loopback only (with
+        # it, on every interface); the log is the driver's own, at INFO.
+        setsid nohup "$binary" --port="$port" \
             --log-path="$CD_LOG" --append-log </dev/null >>"$CD_LOG" 2>&1 9>&- &
         pid=$!
         printf '%s\n' "$pid" >"$CD_PID"

@@ -28,6 +28,10 @@ ZL_TEST_NEEDS=(
     openssl=openssl                # git source: a TLS server with an untrusted certificate
     chromium=chromium              # web service browser tests (headless, through chromedriver)
     chromedriver=chromium-driver   # scripts/chromedriver.sh
+    python3-aiosmtpd               # scripts/smtp-sink.sh: the SMTP server the mail tests read back
+    systemd-analyze=systemd        # the install test: systemd-analyze verify of the units
+    nginx=nginx-light              # the install test: the reverse-proxy example on loopback
+    shellcheck=shellcheck          # the install test: the install scripts are checked
 )
 
 # The PostgreSQL the tests use.

@@ -33,6 +33,12 @@ scripts/chromedriver.sh start
 # shellcheck source=/dev/null
 source .zentralink/servers/chromedriver.env
 
+section "SMTP sink"
+# An aiosmtpd sink on loopback for the mail tests: its address, test account and maildir in the environment.
+scripts/smtp-sink.sh start
+# shellcheck source=/dev/null
+source .zentralink/servers/smtp.env
+
 section "Rust toolchain"
 ensure_rust
 
@@ -44,6 +50,18 @@ for zonefile in examples/zonefiles/*/*.zone; do
         die "$zonefile does not load in BIND: run 'named-checkzone $zone $zonefile' to see why"
     info "$zonefile"
 done
+
+section "Single-host install (throw-away root)"
+# scripts/install.sh twice into a temporary root (and on / in a private mount
+# namespace), systemd-analyze verify of the units, cron.sh, zentralink-admin,
+# a backup and restore round trip on the local PostgreSQL, and the nginx
+# example in front of a stand-in web service (when nginx is installed).
+if command -v shellcheck >/dev/null 2>&1; then
+    shellcheck -x scripts/install.sh scripts/test-install.sh scripts/backup.sh scripts/restore.sh \
+        deploy/cron.sh deploy/zentralink-admin
+    info "shellcheck: the install scripts are clean"
+fi
+scripts/test-install.sh
 
 section "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check

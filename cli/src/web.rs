@@ -32,6 +32,20 @@ pub struct WebArgs {
     /// How many password hashes (19 MiB each) may be computed at once.
     #[arg(long, default_value_t = 4)]
     pub hash_concurrency: usize,
+    /// The bearer token `POST /api/cron/<job>` requires (at least 32
+    /// characters); without it every cron call is refused.
+    #[arg(long, env = "CRON_TOKEN", hide_env_values = true)]
+    pub cron_token: Option<String>,
+    /// Where security reports go, shown on the public pages.
+    #[arg(long, env = "ZENTRALINK_SECURITY_CONTACT", default_value = zentralink_web::DEFAULT_SECURITY_CONTACT)]
+    pub security_contact: String,
+    /// Where privacy and DPA requests go, shown on the public pages.
+    #[arg(long, env = "ZENTRALINK_PRIVACY_CONTACT", default_value = zentralink_web::DEFAULT_PRIVACY_CONTACT)]
+    pub privacy_contact: String,
+    /// The address people reach the service at (e.g. https://dns.example.com),
+    /// used for links in e-mails.
+    #[arg(long, env = "ZENTRALINK_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +59,17 @@ pub enum WebCommand {
         /// The tenant's slug, e.g. acme.
         #[arg(long)]
         tenant: String,
+    },
+    /// Make an existing user one of the platform's staff (support desk,
+    /// status incidents, platform mail settings), or no longer with --revoke.
+    /// Staff pages also need the user's second factor.
+    MakeStaff {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Take the staff role away instead.
+        #[arg(long)]
+        revoke: bool,
     },
 }
 
@@ -62,10 +87,40 @@ pub async fn web(args: &WebArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
         .context("cannot write to standard output")?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(WebCommand::MakeStaff { email, revoke }) = &args.command {
+        let email = email.trim().to_lowercase();
+        zentralink_web::auth::make_staff(&store, &email, !revoke).await?;
+        let what = if *revoke { "is no longer" } else { "is now" };
+        writeln!(
+            std::io::stdout().lock(),
+            "{email} {what} one of the platform's staff"
+        )
+        .context("cannot write to standard output")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cron_token = match &args.cron_token {
+        Some(t) if t.trim().len() < 32 => {
+            anyhow::bail!(
+                "CRON_TOKEN must have at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )
+        }
+        Some(t) => Some(SecretString::new(t.trim().to_owned())),
+        None => {
+            tracing::warn!("no CRON_TOKEN: every POST /api/cron/<job> will be refused");
+            None
+        }
+    };
     let config = WebConfig {
         secure_cookies: !args.insecure_cookies,
         hsts: args.hsts,
         hash_concurrency: args.hash_concurrency,
+        cron_token,
+        security_contact: args.security_contact.clone(),
+        privacy_contact: args.privacy_contact.clone(),
+        public_url: args
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
         ..WebConfig::default()
     };
     if args.insecure_cookies && !args.listen.ip().is_loopback() {

@@ -1322,7 +1322,9 @@ impl Reconciler {
             )
             .await?;
         let apply_started = Instant::now();
-        let applied = gated.apply(&execution.plan).await;
+        let applied = gated
+            .apply_observed(&execution.plan, observed.actual())
+            .await;
         if let Some(m) = &self.metrics {
             m.provider_call(
                 &format!("{}/{}", zone.namespace, zone.connection),

@@ -222,6 +222,19 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn read_zone(&self, zone: &ZoneName) -> Result<Option<ZoneContent>, ProviderError>;
     /// Applies a plan's operations. Providers check before-values where they can.
     async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError>;
+    /// Applies a plan made from `observed`, the zone as this provider
+    /// answered [`Provider::read_zone`] moments ago. A provider that can tell
+    /// cheaply that the zone has not changed since then checks the plan's
+    /// before-values against `observed` instead of reading the whole zone
+    /// again; otherwise (and by default) this is [`Provider::apply`].
+    async fn apply_observed(
+        &self,
+        plan: &Plan,
+        observed: &ZoneContent,
+    ) -> Result<ApplyReport, ProviderError> {
+        let _ = observed;
+        self.apply(plan).await
+    }
     /// Checks that the provider answers and accepts the credentials.
     async fn test_connection(&self) -> Result<(), ProviderError>;
     /// Creates and deletes a [`PROBE_LABEL`] TXT record in the zone.
@@ -541,5 +554,18 @@ impl GatedProvider {
         }
         check_capabilities(&self.inner.capabilities(), plan)?;
         self.inner.apply(plan).await
+    }
+
+    /// [`Provider::apply_observed`] through the same gate as [`GatedProvider::apply`].
+    pub async fn apply_observed(
+        &self,
+        plan: &Plan,
+        observed: &ZoneContent,
+    ) -> Result<ApplyReport, ProviderError> {
+        if !self.live {
+            return Err(ProviderError::NotLive(self.why_not_live.clone()));
+        }
+        check_capabilities(&self.inner.capabilities(), plan)?;
+        self.inner.apply_observed(plan, observed).await
     }
 }

@@ -89,6 +89,17 @@ struct ServerJson {
 #[derive(Deserialize)]
 struct ZoneSerialJson {
     serial: u32,
+    /// How PowerDNS moves the serial on changes made through the API
+    /// (`DEFAULT`, `INCREASE`, `EPOCH`, ...; empty or `OFF`: it does not).
+    #[serde(default)]
+    soa_edit_api: String,
+}
+
+impl ZoneSerialJson {
+    /// Whether every change made through the API moves this zone's serial.
+    fn serial_moves_on_change(&self) -> bool {
+        !self.soa_edit_api.is_empty() && !self.soa_edit_api.eq_ignore_ascii_case("OFF")
+    }
 }
 
 #[derive(Deserialize)]
@@ -515,11 +526,15 @@ impl PowerDnsProvider {
     /// The zone's SOA serial as PowerDNS stores it (the zone without its
     /// rrsets: a small answer); `None` when the zone is gone.
     async fn stored_serial(&self, zone: &ZoneName) -> Result<Option<u32>, ProviderError> {
+        Ok(self.zone_serial(zone).await?.map(|z| z.serial))
+    }
+
+    /// The zone without its rrsets: its serial and SOA-EDIT-API setting.
+    async fn zone_serial(&self, zone: &ZoneName) -> Result<Option<ZoneSerialJson>, ProviderError> {
         let mut url = self.zone_url(zone);
         url.query_pairs_mut().append_pair("rrsets", "false");
         let what = format!("read the SOA serial of zone {zone}");
-        let answer: Option<ZoneSerialJson> = self.get_json(&what, url).await?;
-        Ok(answer.map(|z| z.serial))
+        self.get_json(&what, url).await
     }
 
     /// Creates the missing zone of a plan with every record set of the plan,
@@ -651,6 +666,38 @@ impl Provider for PowerDnsProvider {
                 Ok(applied)
             }
             None => Err(ProviderError::ZoneNotFound(plan.zone.to_string())),
+        }
+    }
+
+    /// The whole zone is read again (a large zone's GET is most of a
+    /// change's time) only when it may have changed since `observed`: when
+    /// its stored SOA serial is no longer the observed one, or the zone does
+    /// not move its serial on API changes (SOA-EDIT-API off). PowerDNS moves
+    /// the serial on every change made through its API; a change written
+    /// straight into its database without touching the SOA is not seen here
+    /// (nor, between the read and the write, by [`Provider::apply`]).
+    async fn apply_observed(
+        &self,
+        plan: &Plan,
+        observed: &ZoneContent,
+    ) -> Result<ApplyReport, ProviderError> {
+        if plan.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        let unchanged = match self.zone_serial(&plan.zone).await? {
+            Some(stored) => {
+                stored.serial_moves_on_change() && soa_serial(observed) == Some(stored.serial)
+            }
+            None => false,
+        };
+        if !unchanged {
+            return self.apply(plan).await;
+        }
+        tracing::debug!(zone = %plan.zone, "serial unchanged since the zone was read: its before-values are checked against that read");
+        let applied = ApplyReport::all_applied(plan);
+        match self.apply_to_existing(plan, observed.clone()).await? {
+            Some(after) => Ok(applied.with_after(after)),
+            None => Ok(applied),
         }
     }
 
@@ -884,6 +931,18 @@ fn dnskey_value(text: &str) -> Result<RecordValue, String> {
     }
     let dnskey = DNSKEY::with_flags(flags, PublicKeyBuf::new(key, Algorithm::from_u8(algorithm)));
     RecordValue::from_rdata(&RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)))
+}
+
+/// The serial of the zone's apex SOA, when it has a single SOA value.
+fn soa_serial(content: &ZoneContent) -> Option<u32> {
+    let key = RrKey::new(content.origin.as_name().clone(), RecordType::SOA);
+    match content.sets.get(&key)?.values() {
+        [value] => match value.to_rdata(RecordType::SOA) {
+            Ok(RData::SOA(soa)) => Some(soa.serial),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Gives the zone's apex SOA the serial `serial`; false when the content

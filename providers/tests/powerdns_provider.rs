@@ -619,6 +619,69 @@ async fn a_plan_is_one_patch() {
     .await;
 }
 
+/// A plan made from a read the caller still holds: while the zone's serial
+/// has not moved, the whole zone is not read again (a small read of the
+/// serial before the PATCH and one after); once a change made in between
+/// through the API has moved it, the zone is read again and a before-value
+/// that no longer holds refuses the batch, which writes nothing.
+#[tokio::test]
+async fn a_plan_from_a_read_whose_serial_stands_is_not_read_again() {
+    with_zone("observed", |server, zone| async move {
+        let proxy = Proxy::counting(&server).await;
+        let p = provider_at(&proxy.url, &server.key, fast());
+        let observed = read(&p, &zone).await;
+        let mut desired = managed(&observed);
+        let (k, s) = set(&zone, "www", "A", 300, &["192.0.2.10"]);
+        desired.sets.insert(k, s);
+        let plan = plan_zone(&desired, &managed(&observed), &PlanScope::default());
+        assert_eq!(plan.changes.len(), 1);
+        let seen_before = proxy.total();
+        let report = p.apply_observed(&plan, &observed).await.unwrap();
+        assert!(report.all_ok());
+        let seen: Vec<(Method, String)> = proxy.state.seen.lock().unwrap()[seen_before..].to_vec();
+        let gets: Vec<&String> = seen
+            .iter()
+            .filter(|(m, _)| m == Method::GET)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(gets.len(), 2, "{seen:?}");
+        assert!(
+            gets.iter().all(|p| p.contains("rrsets=false")),
+            "only small reads: {seen:?}"
+        );
+        assert_eq!(proxy.count(&Method::PATCH), 1);
+        // The zone after the batch is what a read gives, serial included.
+        assert_eq!(report.after, Some(read(&p, &zone).await));
+
+        // Read, then someone changes www through the API: the serial moves.
+        let observed = read(&p, &zone).await;
+        let mut desired = managed(&observed);
+        let (k, s) = set(&zone, "www", "A", 300, &["192.0.2.20"]);
+        desired.sets.insert(k, s);
+        let plan = plan_zone(&desired, &managed(&observed), &PlanScope::default());
+        server
+            .patch(
+                &zone,
+                json!([{
+                    "name": format!("www.{zone}"), "type": "A", "ttl": 300, "changetype": "REPLACE",
+                    "records": [{"content": "198.51.100.7", "disabled": false}],
+                }]),
+            )
+            .await;
+        let patches = proxy.count(&Method::PATCH);
+        let refused = p.apply_observed(&plan, &observed).await;
+        assert!(
+            matches!(refused, Err(ProviderError::Conflict(_))),
+            "{refused:?}"
+        );
+        assert_eq!(proxy.count(&Method::PATCH), patches, "nothing written");
+        let now = read(&p, &zone).await;
+        let (k, out_of_band) = set(&zone, "www", "A", 300, &["198.51.100.7"]);
+        assert_eq!(now.sets.get(&k), Some(&out_of_band));
+    })
+    .await;
+}
+
 /// Applying an empty plan sends nothing at all.
 #[tokio::test]
 async fn a_no_op_plan_sends_no_write() {

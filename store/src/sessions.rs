@@ -33,6 +33,11 @@ pub struct SessionRecord {
     pub tenant_role: Option<String>,
     /// The active tenant requires 2FA and the user has not confirmed one.
     pub owes_enrolment: bool,
+    /// The user is one of the platform's staff (support desk, incidents,
+    /// platform settings), whatever tenant is active.
+    pub platform_admin: bool,
+    /// Unread in-app notifications of the user in the active tenant.
+    pub unread_notifications: i64,
 }
 
 /// A session to create.
@@ -78,7 +83,11 @@ impl Store {
                     u.email, u.display_name, s.created_at, s.expires_at,
                     tn.slug AS tenant_slug, tn.display_name AS tenant_display_name,
                     m.role AS tenant_role,
-                    COALESCE(tn.require_2fa AND t.confirmed_at IS NULL, false) AS owes_enrolment
+                    COALESCE(tn.require_2fa AND t.confirmed_at IS NULL, false) AS owes_enrolment,
+                    u.platform_admin,
+                    (SELECT count(*) FROM notifications n
+                      WHERE n.tenant_id = s.tenant_id AND n.user_id = s.user_id AND n.read_at IS NULL)
+                      AS unread_notifications
              FROM sessions s
              JOIN users u ON u.id = s.user_id
              LEFT JOIN totp_secrets t ON t.user_id = s.user_id

@@ -1,5 +1,5 @@
 //! SMTP settings (platform-wide and per tenant; the password stored
-//! encrypted), the outgoing mail log and cron runs.
+//! encrypted) and the outgoing mail log.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -32,6 +32,82 @@ pub struct MailRecord {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// `notification`, `digest` or `test`.
+    pub kind: String,
+    /// The tenant's slug (none for the platform's own messages).
+    pub tenant_slug: Option<String>,
+}
+
+/// The columns of [`MailRecord`], for `FROM mail_messages m LEFT JOIN tenants t`.
+const MAIL_COLUMNS: &str =
+    "m.id, m.tenant_id, m.to_address, m.subject, m.status, m.attempts, m.last_error,
+     m.created_at, m.sent_at, m.next_attempt_at, m.kind, t.slug AS tenant_slug";
+
+/// A queued message claimed for sending: its row stays locked (`FOR UPDATE
+/// SKIP LOCKED`, so a concurrent flush passes it by) until the outcome of
+/// the attempt is recorded with one of the methods, which commit.
+#[derive(Debug)]
+pub struct MailClaim {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub id: Uuid,
+    pub tenant_id: Option<TenantId>,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+impl MailClaim {
+    /// The server accepted the message.
+    pub async fn sent(mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_messages SET status = 'SENT', attempts = attempts + 1, sent_at = $2,
+                    last_error = NULL, next_attempt_at = NULL
+              WHERE id = $1",
+        )
+        .bind(self.id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The attempt failed; `retry_at` when it will be tried again (the
+    /// row stays QUEUED), none when it is given up (FAILED).
+    pub async fn failed(
+        mut self,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_messages SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3,
+                    status = CASE WHEN $3::timestamptz IS NULL THEN 'FAILED' ELSE 'QUEUED' END
+              WHERE id = $1",
+        )
+        .bind(self.id)
+        .bind(error)
+        .bind(retry_at)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// No attempt was made (say, no SMTP server is configured): the row
+    /// stays QUEUED, its attempts unchanged, with `reason` as what it says.
+    pub async fn not_attempted(mut self, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_messages SET last_error = $2 WHERE id = $1")
+            .bind(self.id)
+            .bind(reason)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// An SMTP password is bound to its tenant's settings (or the platform's).
@@ -154,40 +230,122 @@ impl Store {
         Ok(())
     }
 
+    /// A tenant's mail log, newest first.
     pub async fn mail_messages(&self, tenant: TenantId) -> Result<Vec<MailRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, to_address, subject, status, attempts, last_error, created_at
-             FROM mail_messages WHERE tenant_id = $1 ORDER BY created_at DESC",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_messages m LEFT JOIN tenants t ON t.id = m.tenant_id
+              WHERE m.tenant_id = $1 ORDER BY m.created_at DESC, m.id LIMIT 500"
+        )))
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Starts a cron run row; finish it with `finish_cron_run`.
-    pub async fn start_cron_run(&self, job: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO cron_runs (job, status) VALUES ($1, 'running') RETURNING id",
-        )
-        .bind(job)
+    /// Every tenant's mail log and the platform's, newest first (staff).
+    pub async fn all_mail_messages(&self, limit: i64) -> Result<Vec<MailRecord>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_messages m LEFT JOIN tenants t ON t.id = m.tenant_id
+              ORDER BY m.created_at DESC, m.id LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One message of the log: a tenant's with `Some`, any with `None` (staff).
+    pub async fn mail_message(
+        &self,
+        tenant: Option<TenantId>,
+        id: Uuid,
+    ) -> Result<MailRecord, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_messages m LEFT JOIN tenants t ON t.id = m.tenant_id
+              WHERE m.id = $1 AND ($2::uuid IS NULL OR m.tenant_id = $2)"
+        )))
+        .bind(id)
+        .bind(tenant)
         .fetch_one(&self.pool)
         .await?)
     }
 
-    pub async fn finish_cron_run(
+    /// Queues a message (a test message, a digest) with its kind.
+    pub async fn queue_mail_of_kind(
         &self,
-        id: i64,
-        status: &str,
-        details: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE cron_runs SET finished_at = now(), status = $2, details = $3 WHERE id = $1",
+        mail: &crate::notifications::NewMail<'_>,
+    ) -> Result<Uuid, StoreError> {
+        crate::notifications::insert_mail(&self.pool, mail)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("this message is queued already".into()))
+    }
+
+    /// Claims the oldest queued message that is due at `now` and not in
+    /// `skip` (only the message `only`, when given), locking its row (rows
+    /// another flush holds are passed by).
+    pub async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        skip: &[Uuid],
+        only: Option<Uuid>,
+    ) -> Result<Option<MailClaim>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        type Row = (Uuid, Option<TenantId>, String, String, String, i32);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, to_address, subject, body, attempts FROM mail_messages
+              WHERE status = 'QUEUED' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                AND NOT (id = ANY($2)) AND ($3::uuid IS NULL OR id = $3)
+              ORDER BY COALESCE(next_attempt_at, created_at), created_at, id
+              LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
-        .bind(id)
-        .bind(status)
-        .bind(details)
-        .execute(&self.pool)
+        .bind(now)
+        .bind(skip)
+        .bind(only)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(())
+        Ok(row.map(
+            |(id, tenant_id, to_address, subject, body, attempts)| MailClaim {
+                tx,
+                id,
+                tenant_id,
+                to_address,
+                subject,
+                body,
+                attempts,
+            },
+        ))
+    }
+
+    /// The SMTP settings stored for exactly this owner (a tenant, or the
+    /// platform with `None`), without falling back.
+    pub async fn own_smtp_settings(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Option<SmtpSettings>, StoreError> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM smtp_settings WHERE tenant_id IS NOT DISTINCT FROM $1)",
+        )
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await?;
+        if !exists {
+            return Ok(None);
+        }
+        match tenant {
+            // A tenant's own row comes first in `smtp_settings`.
+            Some(_) => self.smtp_settings(tenant).await,
+            None => self.smtp_settings(None).await,
+        }
+    }
+
+    /// Removes a tenant's override (or the platform's settings with `None`);
+    /// whether there were any.
+    pub async fn delete_smtp_settings(&self, tenant: Option<TenantId>) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM smtp_settings WHERE tenant_id IS NOT DISTINCT FROM $1")
+                .bind(tenant)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
     }
 }

@@ -81,6 +81,17 @@ impl Store {
             .await?)
     }
 
+    /// Makes a user (by e-mail) one of the platform's staff, or not; not
+    /// found when no user has that address.
+    pub async fn set_platform_admin(&self, email: &str, staff: bool) -> Result<UserId, StoreError> {
+        sqlx::query_scalar("UPDATE users SET platform_admin = $2 WHERE email = $1 RETURNING id")
+            .bind(email)
+            .bind(staff)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     /// Gives a user a role in a tenant (or changes it).
     pub async fn set_membership(
         &self,

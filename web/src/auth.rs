@@ -890,6 +890,32 @@ pub async fn totp_disable(
 /// Creates the first owner of a tenant (the tenant too, when it does not
 /// exist yet) with an argon2id hash of the password. For
 /// `zentralink web create-owner`.
+/// Makes a user one of the platform's staff, or no longer (from the CLI);
+/// an audit event either way.
+pub async fn make_staff(store: &Store, email: &str, staff: bool) -> Result<UserId, WebError> {
+    let user = match store.set_platform_admin(email, staff).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => {
+            return Err(WebError::BadRequest(format!(
+                "no user has the address {email:?}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let action = if staff {
+        "user.staff_granted"
+    } else {
+        "user.staff_revoked"
+    };
+    store
+        .audit(
+            AuditEvent::new(None, Actor::Operator("zentralink-cli".into()), action)
+                .target("user", user),
+        )
+        .await?;
+    Ok(user)
+}
+
 pub async fn create_owner(
     store: &Store,
     email: &str,

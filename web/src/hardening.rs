@@ -25,8 +25,16 @@ use crate::error::{ErrorCause, Rendered, WebError};
 /// no framing, forms only to this origin.
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// How long a request may take before it is answered with 503.
+/// How long a request may take before it is answered with 503: the time
+/// until the response's head. A body that streams on after it, such as a
+/// ticket's `text/event-stream`, is not cut (the tickets tests hold a
+/// stream open past this timeout).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a cron job (`POST /api/cron/<job>`) may run before its caller
+/// is answered 503: a mail flush through a slow SMTP server or a large
+/// snapshot retention takes longer than a page may.
+pub const CRON_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The request id, for handlers that log.
 #[derive(Debug, Clone)]
@@ -70,7 +78,12 @@ pub async fn harden(State(state): State<AppState>, mut request: Request, next: N
     let mut response = if !safe && !same_origin(request.headers()) {
         WebError::CrossOrigin.into_response()
     } else {
-        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        let limit = if request.uri().path().starts_with("/api/cron/") {
+            CRON_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT
+        };
+        match tokio::time::timeout(limit, next.run(request)).await {
             Ok(r) => r,
             Err(_) => {
                 let mut r = StatusCode::SERVICE_UNAVAILABLE.into_response();

@@ -8,18 +8,24 @@
 pub mod audit_viewer;
 pub mod auth;
 pub mod clock;
+pub mod cron;
 pub mod dashboard;
 pub mod error;
 pub mod hardening;
+pub mod mail;
 pub mod members;
+pub mod notifications;
 pub mod pages;
 pub mod password;
+pub mod public;
 pub mod roles;
 pub mod session;
+pub mod status;
 pub mod svg;
 pub mod templates;
 pub mod tenant;
 pub mod throttle;
+pub mod tickets;
 pub mod totp;
 
 use std::sync::Arc;
@@ -37,6 +43,11 @@ use throttle::ThrottlePolicy;
 /// The largest request body accepted (forms are small).
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// The security contact when the operator names none.
+pub const DEFAULT_SECURITY_CONTACT: &str = "security@zentralink.net";
+/// The privacy contact when the operator names none.
+pub const DEFAULT_PRIVACY_CONTACT: &str = "privacy@zentralink.net";
+
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
@@ -53,6 +64,16 @@ pub struct WebConfig {
     pub totp_issuer: String,
     /// How long a client has to send a request's headers.
     pub header_read_timeout: std::time::Duration,
+    /// The bearer token `POST /api/cron/<job>` requires; with none, every
+    /// cron call is refused.
+    pub cron_token: Option<zentralink_model::secrets::SecretString>,
+    /// Where security reports go (shown on /security and /status).
+    pub security_contact: String,
+    /// Where privacy and DPA requests go (shown on /dpa and /subprocessors).
+    pub privacy_contact: String,
+    /// The address people reach the service at, e.g. `https://dns.example.com`,
+    /// for links in e-mails; none: e-mails carry paths only.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -64,6 +85,10 @@ impl Default for WebConfig {
             throttle: ThrottlePolicy::default(),
             totp_issuer: "ZentraLink".into(),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            cron_token: None,
+            security_contact: DEFAULT_SECURITY_CONTACT.into(),
+            privacy_contact: DEFAULT_PRIVACY_CONTACT.into(),
+            public_url: None,
         }
     }
 }
@@ -81,6 +106,10 @@ struct Inner {
     hasher: PasswordHasher,
     templates: Templates,
     clock: Arc<dyn Clock>,
+    /// Live ticket updates: this process's listener and its channels.
+    tickets: Arc<tickets::live::TicketHub>,
+    /// The public status page as last rendered.
+    status_page: status::PageCache,
 }
 
 impl AppState {
@@ -96,6 +125,7 @@ impl AppState {
     ) -> Result<Self, WebError> {
         let hasher = PasswordHasher::new(config.hash_concurrency)?;
         let templates = Templates::new()?;
+        let tickets = tickets::live::TicketHub::new(store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -103,8 +133,20 @@ impl AppState {
                 hasher,
                 templates,
                 clock,
+                tickets,
+                status_page: status::PageCache::default(),
             }),
         })
+    }
+
+    /// The public status page as last rendered by this process.
+    pub fn status_page(&self) -> &status::PageCache {
+        &self.inner.status_page
+    }
+
+    /// The live ticket updates of this process.
+    pub fn tickets(&self) -> &Arc<tickets::live::TicketHub> {
+        &self.inner.tickets
     }
 
     pub fn store(&self) -> &Store {
@@ -167,7 +209,7 @@ route_table! {
     post "/change-requests/{id}/approvals" => dashboard::requests::paste,
     get "/connections" => dashboard::connections,
     get "/static/style.css" => pages::stylesheet,
-    get "/api/healthz" => pages::healthz,
+    get "/api/healthz" => status::healthz,
     get "/audit" => audit_viewer::page,
     get "/members" => members::members_page,
     post "/members/invite" => members::invite,
@@ -180,6 +222,54 @@ route_table! {
     post "/tenant/2fa" => tenant::set_require_2fa,
     post "/tenant/policy" => tenant::request_policy_edit,
     post "/tenant/switch" => tenant::switch,
+    // -- tickets and the support desk (tickets.rs) --
+    get "/tickets" => tickets::list,
+    post "/tickets" => tickets::create,
+    get "/tickets/new" => tickets::new_page,
+    get "/tickets/{id}" => tickets::show,
+    post "/tickets/{id}/comments" => tickets::reply,
+    post "/tickets/{id}/status" => tickets::change_status,
+    get "/tickets/{id}/events" => tickets::events,
+    get "/support" => tickets::desk::desk,
+    get "/support/tickets/{id}" => tickets::desk::ticket,
+    post "/support/tickets/{id}/comments" => tickets::desk::comment,
+    post "/support/tickets/{id}/status" => tickets::desk::change_status,
+    post "/support/tickets/{id}/assign" => tickets::desk::assign,
+    get "/support/tickets/{id}/events" => tickets::desk::events,
+    get "/static/tickets.js" => tickets::script,
+    get "/static/tickets.css" => tickets::stylesheet,
+    // -- notifications, mail settings and templates (notifications.rs, mail.rs) --
+    get "/notifications" => notifications::list,
+    post "/notifications/read-all" => notifications::mark_all_read,
+    post "/notifications/{id}/read" => notifications::mark_read,
+    get "/notifications/settings" => notifications::settings_page,
+    post "/notifications/settings" => notifications::save_settings,
+    get "/mail" => mail::pages::tenant_page,
+    post "/mail/settings" => mail::pages::tenant_save,
+    post "/mail/settings/remove" => mail::pages::tenant_remove,
+    post "/mail/test" => mail::pages::tenant_test,
+    get "/mail/templates" => mail::pages::tenant_templates,
+    post "/mail/templates" => mail::pages::tenant_edit_template,
+    get "/admin/mail" => mail::pages::platform_page,
+    post "/admin/mail/settings" => mail::pages::platform_save,
+    post "/admin/mail/settings/remove" => mail::pages::platform_remove,
+    post "/admin/mail/test" => mail::pages::platform_test,
+    get "/admin/mail/templates" => mail::pages::platform_templates,
+    post "/admin/mail/templates" => mail::pages::platform_edit_template,
+    // -- status page, incidents, cron, public pages (status.rs, cron.rs, public.rs) --
+    get "/status" => status::page_handler,
+    get "/admin/status" => status::admin_page,
+    post "/admin/status" => status::open_incident,
+    get "/admin/status/{id}" => status::incident_page,
+    post "/admin/status/{id}" => status::update_incident,
+    get "/admin/cron" => cron::runs_page,
+    post "/api/cron/{job}" => cron::run,
+    get "/security" => public::security,
+    get "/toms" => public::toms,
+    get "/dpa" => public::dpa,
+    get "/integrations" => public::integrations,
+    get "/subprocessors" => public::subprocessors,
+    get "/.well-known/security.txt" => public::security_txt,
 }
 
 /// The web service's router: every page of [`ROUTES`], behind the

@@ -1,14 +1,13 @@
 //! The page frame (who is signed in, in which tenant), the home redirect
-//! to the dashboard (`dashboard`), the stylesheet and the health check.
+//! to the dashboard (`dashboard`) and the stylesheet (the health check is
+//! in `status`).
 //! Reads the store.
 
-use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 use zentralink_store::TenantId;
 
-use crate::AppState;
 use crate::error::WebError;
 use crate::session::AnySession;
 
@@ -24,6 +23,10 @@ pub struct Frame {
 #[derive(Debug, Serialize)]
 pub struct UserView {
     pub email: String,
+    /// One of the platform's staff (support desk, incidents, platform mail).
+    pub staff: bool,
+    /// Unread in-app notifications in the active tenant.
+    pub unread: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +59,8 @@ pub fn frame(session: &AnySession) -> Frame {
     Frame {
         user: UserView {
             email: session.record.email.clone(),
+            staff: r.platform_admin,
+            unread: r.unread_notifications,
         },
         tenant,
         csrf: session.csrf.clone(),
@@ -75,12 +80,6 @@ pub async fn stylesheet() -> Response {
         include_str!("../static/style.css"),
     )
         .into_response()
-}
-
-/// 200 when the database answers.
-pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, WebError> {
-    state.store().ping().await?;
-    Ok("ok")
 }
 
 pub async fn not_found() -> WebError {

@@ -165,6 +165,44 @@ impl FromRequestParts<AppState> for Member {
     }
 }
 
+/// A signed-in member of the platform's staff (`users.platform_admin`):
+/// the support desk across tenants, status incidents, platform-wide mail
+/// settings and templates. Staff must have confirmed a second factor and
+/// signed in with it. To anyone else every staff page is "not found".
+#[derive(Debug)]
+pub struct Staff {
+    pub session: Signed,
+    pub frame: Frame,
+}
+
+impl Staff {
+    pub fn of(session: Signed) -> Result<Staff, WebError> {
+        let record = &session.0.record;
+        if !record.platform_admin {
+            return Err(WebError::NotFound);
+        }
+        if !(record.totp_enrolled && record.second_factor) {
+            return Err(WebError::BadRequest(
+                "staff pages need a second factor: enrol one under Account, 2FA, then sign in again"
+                    .into(),
+            ));
+        }
+        let frame = frame(&session.0);
+        Ok(Staff { session, frame })
+    }
+
+    pub fn user(&self) -> zentralink_store::UserId {
+        self.session.user()
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        Staff::of(Signed::from_request_parts(parts, state).await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,15 @@ pub struct Templates {
 impl Templates {
     pub fn new() -> Result<Self, WebError> {
         let mut env = Environment::new();
-        for (name, source) in TEMPLATES {
+        // Each part of the service lists its own templates.
+        let parts = [
+            &TEMPLATES[..],
+            crate::tickets::TEMPLATES,
+            crate::notifications::TEMPLATES,
+            crate::status::TEMPLATES,
+            crate::public::TEMPLATES,
+        ];
+        for &(name, source) in parts.into_iter().flatten() {
             env.add_template(name, source)?;
         }
         // `may(tenant.role, "AUDIT_READ")`: whether a role has a permission, by the one table.

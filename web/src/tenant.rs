@@ -488,6 +488,13 @@ fn open_while_enrolling(path: &str) -> bool {
         || path.starts_with("/invitations/")
         || path.starts_with("/static/")
         || path == "/api/healthz"
+        || path.starts_with("/api/cron/")
+        || path == "/status"
+        || matches!(
+            path,
+            "/security" | "/toms" | "/dpa" | "/integrations" | "/subprocessors"
+        )
+        || path.starts_with("/.well-known/")
 }
 
 /// Whether the request's session is signed in to a tenant that requires a

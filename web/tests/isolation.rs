@@ -29,8 +29,10 @@ use zentralink_store::audit::{Actor, AuditEvent};
 use zentralink_store::changes::{NewChangeRequest, RequestKind};
 use zentralink_store::connections::NewConnection;
 use zentralink_store::members::NewInvitation;
+use zentralink_store::notifications::NewNotification;
 use zentralink_store::sessions::NewSession;
 use zentralink_store::snapshots::SnapshotReason;
+use zentralink_store::tickets::{Decision, NewComment, NewTicket};
 use zentralink_store::{MIGRATOR, TenantId};
 use zentralink_web::password::PasswordHasher;
 use zentralink_web::session::{cookie_name, csrf_token, new_token, token_sha256};
@@ -42,7 +44,22 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/login"),
     ("get", "/api/healthz"),
     ("get", "/static/style.css"),
+    ("get", "/static/tickets.js"),
+    ("get", "/static/tickets.css"),
+    ("get", "/status"),
+    ("get", "/security"),
+    ("get", "/toms"),
+    ("get", "/dpa"),
+    ("get", "/integrations"),
+    ("get", "/subprocessors"),
+    ("get", "/.well-known/security.txt"),
+    // Not a session's: the cron caller's bearer token decides (401 without it).
+    ("post", "/api/cron/{job}"),
 ];
+
+/// Public routes whose path parameter names no object of a tenant (a cron
+/// job's name): an outsider is answered as anyone is, not with 404.
+const NOT_TENANT_OBJECTS: &[&str] = &["/api/cron/{job}"];
 
 const A_SLUG: &str = "alpha-iso";
 const A_NAME: &str = "Alpha Isolation Tenant";
@@ -182,7 +199,71 @@ async fn seed_tenant_a(h: &Harness) -> TenantA {
         )
         .await
         .unwrap();
+    let ticket = h
+        .store
+        .open_ticket(
+            tenant,
+            &NewTicket {
+                subject: "alpha-iso-ticket-subject",
+                body: "alpha-iso-ticket-body",
+                priority: "NORMAL",
+                zone: Some(zone),
+                change_request: Some(change_request),
+                opened_by: owner,
+                now,
+            },
+            AuditEvent::new(Some(tenant), Actor::User(owner), "ticket.opened"),
+        )
+        .await
+        .unwrap()
+        .id;
+    h.store
+        .comment_on_ticket(
+            Some(tenant),
+            ticket,
+            &NewComment {
+                author: owner,
+                staff: true,
+                body: "alpha-iso-internal-note",
+                internal: true,
+                now,
+            },
+            |_| Decision::Allow(None),
+            AuditEvent::new(Some(tenant), Actor::User(owner), "ticket.commented"),
+        )
+        .await
+        .unwrap();
+    h.store
+        .create_notification(&NewNotification {
+            tenant,
+            user: owner,
+            event: "ticket_activity",
+            title: "alpha-iso-notification-title",
+            body: "alpha-iso-notification-body",
+            link: None,
+            audit_event_id: None,
+            now,
+        })
+        .await
+        .unwrap();
+    let notification: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM notifications WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap();
+    h.store
+        .queue_mail(
+            Some(tenant),
+            "mail@alpha-iso.example",
+            "alpha-iso-mail-subject",
+            "alpha-iso-mail-body",
+        )
+        .await
+        .unwrap();
     let objects = vec![
+        ("ticket", ticket.to_string()),
+        ("notification", notification.to_string()),
         ("zone", zone.to_string()),
         ("change_request", change_request.to_string()),
         ("snapshot", snapshot.to_string()),
@@ -202,6 +283,7 @@ async fn seed_tenant_a(h: &Harness) -> TenantA {
         "owner@alpha-iso.example",
         "member@alpha-iso.example",
         "invitee@alpha-iso.example",
+        "mail@alpha-iso.example",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -245,7 +327,9 @@ fn fill(path: &str, value: impl Fn(&str, &str) -> String) -> String {
 /// path segment before it (`/zones/{id}` → zone).
 fn kind_of(parameter: &str, previous: &str) -> Option<&'static str> {
     let words = format!("{previous} {parameter}").to_lowercase();
-    let kinds: [(&str, &'static str); 9] = [
+    let kinds: [(&str, &'static str); 11] = [
+        ("ticket", "ticket"),
+        ("notification", "notification"),
         ("snapshot", "snapshot"),
         ("change", "change_request"),
         ("request", "change_request"),
@@ -532,7 +616,7 @@ async fn probe(h: &Harness, a: &TenantA, inside: bool) -> (Vec<String>, usize, u
     let mut visits = 0;
     for (method, route) in ROUTES {
         let public = PUBLIC.contains(&(*method, *route));
-        let has_ids = !parameters(route).is_empty();
+        let has_ids = !parameters(route).is_empty() && !NOT_TENANT_OBJECTS.contains(route);
         // The `tenant` field of a form: A's id, and for forms without a path id also A's slug.
         let tenant_fields: Vec<&str> = if *method == "get" || has_ids {
             vec![a.object("tenant").unwrap()]

@@ -189,9 +189,26 @@ impl Browser {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let event_stream = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = if event_stream {
+            // A live stream never ends: what it sends at once (the replay).
+            use futures_util::StreamExt;
+            let mut stream = response.into_body().into_data_stream();
+            let mut read = Vec::new();
+            while let Ok(Some(Ok(chunk))) =
+                tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await
+            {
+                read.extend_from_slice(&chunk);
+            }
+            axum::body::Bytes::from(read)
+        } else {
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+        };
         let resp = Resp {
             status,
             headers,
