@@ -73,34 +73,15 @@ OWNER=owner@acme.example
 printf '%s\n' "$PASSWORD" | "$zl" web create-owner --email "$OWNER" --tenant acme | sed 's/^/    /'
 
 section "Web service"
-port=$(
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            break
-        fi
-    done
-)
-[ -n "$port" ] || die "no free port on 127.0.0.1"
-site="http://127.0.0.1:$port"
-RUST_LOG=warn "$zl" web --listen "127.0.0.1:$port" --insecure-cookies >"$work/web.log" 2>&1 &
-web_pid=$!
 cleanup() {
-    if kill -0 "$web_pid" 2>/dev/null; then
+    if [ -n "${web_pid:-}" ] && kill -0 "$web_pid" 2>/dev/null; then
         kill "$web_pid" 2>/dev/null || true
         wait "$web_pid" 2>/dev/null || true
     fi
     psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    curl -fs "$site/api/healthz" >/dev/null 2>&1 && break
-    kill -0 "$web_pid" 2>/dev/null || die "zentralink web exited; see $work/web.log"
-    sleep 0.1
-done
-curl -fs "$site/api/healthz" >/dev/null || die "zentralink web does not answer on $site; see $work/web.log"
-info "zentralink web (pid $web_pid) on $site, log $work/web.log"
+start_web "$zl" "$work"
 
 section "$SUBSCRIBERS streams on one ticket, $COMMENTS replies"
 BENCH_PASSWORD=$PASSWORD "$client" "$site" "$OWNER" "$SUBSCRIBERS" "$COMMENTS" "$web_pid" | sed 's/^/    /'

@@ -107,34 +107,15 @@ info "rows: $(psql "$DATABASE_URL" -Atc "select 'zones ' || (select count(*) fro
 info "database size: $(psql "$DATABASE_URL" -Atc "select pg_size_pretty(pg_database_size('$db'))")"
 
 section "Web service"
-port=$(
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            break
-        fi
-    done
-)
-[ -n "$port" ] || die "no free port on 127.0.0.1"
-site="http://127.0.0.1:$port"
-RUST_LOG=warn "$zl" web --listen "127.0.0.1:$port" --insecure-cookies >"$work/web.log" 2>&1 &
-web_pid=$!
 cleanup() {
-    if kill -0 "$web_pid" 2>/dev/null; then
+    if [ -n "${web_pid:-}" ] && kill -0 "$web_pid" 2>/dev/null; then
         kill "$web_pid" 2>/dev/null || true
         wait "$web_pid" 2>/dev/null || true
     fi
     psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    curl -fs "$site/api/healthz" >/dev/null 2>&1 && break
-    kill -0 "$web_pid" 2>/dev/null || die "zentralink web exited; see $work/web.log"
-    sleep 0.1
-done
-curl -fs "$site/api/healthz" >/dev/null || die "zentralink web does not answer on $site; see $work/web.log"
-info "zentralink web (pid $web_pid) on $site, log $work/web.log"
+start_web "$zl" "$work"
 rss() { awk -v k="$1:" '$1 == k {print $2 / 1024 " MiB"}' "/proc/$web_pid/status"; }
 # CPU time so far, in clock ticks: of the web process, and of the PostgreSQL
 # backends serving the benchmark database.

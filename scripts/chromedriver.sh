@@ -65,18 +65,6 @@ _cd_env_port() {
 }
 
 # A port nothing listens on (TCP checked; the driver's own bind catches the rest).
-_free_port() {
-    local port _
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
-
 _cd_binary() {
     command -v chromedriver 2>/dev/null && return 0
     [ -x /usr/bin/chromedriver ] && { printf '/usr/bin/chromedriver\n'; return 0; }
@@ -129,7 +117,7 @@ cd_start() {
     binary=$(_cd_binary)
     browser=$(_chromium_binary)
     for attempt in 1 2 3 4 5; do
-        port=$(_free_port)
+        port=$(free_port)
         info "starting chromedriver on http://127.0.0.1:$port, log $CD_LOG"
         # Without --allowed-ips chromedriver listens on loopback only (with
         # it, on every interface); the log is the driver's own, at INFO.

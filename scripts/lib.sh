@@ -135,6 +135,38 @@ ensure_packages() {
     [ "$ok" -eq 1 ] || die "apt-get could not install: ${unique[*]}"
 }
 
+# free_port: a port of 127.0.0.1 nothing listens on (for the test servers).
+free_port() {
+    local port _
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    die "no free port found on 127.0.0.1"
+}
+
+# start_web ZENTRALINK LOGDIR: `zentralink web` over plain HTTP on a free
+# port of 127.0.0.1 (for the benchmarks), waited for until /api/healthz
+# answers; its log in LOGDIR/web.log. Sets `site` and `web_pid`; the caller
+# stops it (set its trap first).
+start_web() {
+    local zl=$1 dir=$2 port
+    port=$(free_port)
+    site="http://127.0.0.1:$port"
+    RUST_LOG=warn "$zl" web --listen "127.0.0.1:$port" --insecure-cookies >"$dir/web.log" 2>&1 &
+    web_pid=$!
+    for _ in $(seq 1 100); do
+        curl -fs "$site/api/healthz" >/dev/null 2>&1 && break
+        kill -0 "$web_pid" 2>/dev/null || die "zentralink web exited; see $dir/web.log"
+        sleep 0.1
+    done
+    curl -fs "$site/api/healthz" >/dev/null || die "zentralink web does not answer on $site; see $dir/web.log"
+    info "zentralink web (pid $web_pid) on $site, log $dir/web.log"
+}
+
 _zl_pg_ready() {
     command -v pg_isready >/dev/null 2>&1 &&
         pg_isready -q -h "$ZL_PG_HOST" -p "$ZL_PG_PORT"

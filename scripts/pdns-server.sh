@@ -69,18 +69,6 @@ _pdns_answers() {
 }
 
 # A port nothing listens on (TCP checked; the server's own bind catches the rest).
-_free_port() {
-    local port _
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
-
 _pdns_binary() {
     command -v pdns_server 2>/dev/null && return 0
     [ -x /usr/sbin/pdns_server ] && { printf '/usr/sbin/pdns_server\n'; return 0; }
@@ -232,8 +220,8 @@ pdns_start() {
     _pdns_binary >/dev/null
     key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     for attempt in 1 2 3 4 5; do
-        dns_port=$(_free_port)
-        api_port=$(_free_port)
+        dns_port=$(free_port)
+        api_port=$(free_port)
         [ "$dns_port" != "$api_port" ] || continue
         _pdns_write_config "$dns_port" "$api_port" "$key"
         info "starting pdns_server (DNS 127.0.0.1:$dns_port, API http://127.0.0.1:$api_port), log $PDNS_LOG"

@@ -71,18 +71,6 @@ _smtp_env_port() {
 }
 
 # A port nothing listens on (TCP checked; the server's own bind catches the rest).
-_free_port() {
-    local port _
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
-
 # smtp_stop [quiet]: stops the sink of the pid file, if it runs.
 smtp_stop() {
     local pid _
@@ -117,7 +105,7 @@ smtp_start() {
     : >"$SMTP_LOG"
     local attempt pid _
     for attempt in 1 2 3 4 5; do
-        port=$(_free_port)
+        port=$(free_port)
         info "starting the SMTP sink on 127.0.0.1:$port, log $SMTP_LOG"
         setsid nohup "$PYTHON" "$ROOT/scripts/smtp-sink.py" --port "$port" \
             --maildir "$SMTP_MAILDIR" --user "$SMTP_USER" --password "$SMTP_PASSWORD" \

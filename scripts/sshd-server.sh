@@ -66,18 +66,6 @@ _sshd_answers() {
 }
 
 # A port nothing listens on (TCP checked; sshd's own bind catches the rest).
-_free_port() {
-    local port _
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
-
 # sshd_stop [quiet]: stops the sshd of the pid file, if it runs.
 sshd_stop() {
     local pid _
@@ -154,7 +142,7 @@ sshd_start() {
     binary=$(command -v sshd) || die "sshd is not installed (package openssh-server)"
     user=$(id -un)
     for attempt in 1 2 3 4 5; do
-        port=$(_free_port)
+        port=$(free_port)
         _sshd_write_config "$port" "$user"
         "$binary" -t -f "$SSHD_CONFIG" || die "sshd refuses its configuration $SSHD_CONFIG"
         info "starting sshd on 127.0.0.1:$port as $user, log $SSHD_LOG"

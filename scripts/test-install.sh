@@ -468,7 +468,6 @@ EOF
     for _ in $(seq 1 50); do [ -s "$work/upstream.port" ] && break; sleep 0.1; done
     [ -s "$work/upstream.port" ] || fail "the stand-in web service did not start"
     upstream=$(cat "$work/upstream.port")
-    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
     http_port=$(free_port)
     https_port=$(free_port)
     # Only addresses, ports and paths change; every directive is the example's.

@@ -437,7 +437,7 @@ async fn current_page(state: &AppState) -> Result<Arc<CachedPage>, WebError> {
     }
     let html = render_page(state, now).await?;
     let digest = Sha256::digest(html.as_bytes());
-    let etag = format!("\"{}\"", hex_prefix(&digest, 16));
+    let etag = format!("\"{}\"", data_encoding::HEXLOWER.encode(&digest[..16]));
     let page = Arc::new(CachedPage {
         rendered_at: now,
         body: Bytes::from(html),
@@ -447,10 +447,6 @@ async fn current_page(state: &AppState) -> Result<Arc<CachedPage>, WebError> {
         *cached = Some(page.clone());
     }
     Ok(page)
-}
-
-fn hex_prefix(bytes: &[u8], n: usize) -> String {
-    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether an `If-None-Match` header names `etag` (weak comparison, `*`).

@@ -10,15 +10,13 @@ use axum::response::Response;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use zentralink_store::UserId;
-use zentralink_store::tickets::{
-    Decision, NewComment, StatusMove, TicketChange, TicketFilter, TicketId,
-};
+use zentralink_store::tickets::{Decision, NewComment, TicketFilter, TicketId};
 
 use super::live::{self, EventView, Viewer};
 use super::transitions::{self, Mover, Status};
 use super::{
     CommentForm, ListQuery, Notice, StatusForm, StreamQuery, TicketView, audit_event, choices,
-    comment_body, refused, stream_response, ticket_id,
+    comment_body, move_ticket, parse_status, refused, stream_response, ticket_id,
 };
 use crate::AppState;
 use crate::error::WebError;
@@ -193,36 +191,10 @@ pub async fn change_status(
     let staff = Staff::of(session)?;
     let id = ticket_id(&id)?;
     state.store().desk_ticket(id).await?;
-    let to: Status = form
-        .to
-        .parse()
-        .map_err(|e: transitions::UnknownStatus| WebError::BadRequest(e.to_string()))?;
-    let user = staff.user();
-    let allowed = |from: &str| {
-        from.parse::<Status>()
-            .is_ok_and(|from| transitions::may_move(Mover::Staff, from, to))
-    };
-    let change = state
-        .store()
-        .transition_ticket(
-            None,
-            id,
-            &StatusMove {
-                to: to.as_str(),
-                actor: user,
-                staff: true,
-                now: state.now(),
-            },
-            allowed,
-            audit_event(user, "ticket.status_changed", &client),
-        )
-        .await?;
-    match change {
-        TicketChange::Done { .. } => see_other(&format!("/support/tickets/{id}"), &[]),
-        TicketChange::Refused { status } => {
-            let from = status
-                .parse::<Status>()
-                .map_or(status.as_str(), |s| s.label());
+    let to = parse_status(&form.to)?;
+    match move_ticket(&state, None, id, to, Mover::Staff, staff.user(), &client).await? {
+        Ok(()) => see_other(&format!("/support/tickets/{id}"), &[]),
+        Err(from) => {
             let error = format!("A ticket does not move from {from} to {}.", to.label());
             desk_ticket_page_with(&state, &staff, id, StatusCode::FORBIDDEN, refused(error)).await
         }

@@ -614,40 +614,25 @@ pub async fn change_status(
     let member = Member::of(session)?;
     let id = ticket_id(&id)?;
     state.store().ticket(member.tenant_id, id).await?;
-    let to: Status = form
-        .to
-        .parse()
-        .map_err(|e: transitions::UnknownStatus| WebError::BadRequest(e.to_string()))?;
+    let to = parse_status(&form.to)?;
     if !transitions::member_writes(member.role) {
         let error = format!("Your role ({}) may read tickets only.", member.role);
         return ticket_page_with(&state, &member, id, StatusCode::FORBIDDEN, refused(error)).await;
     }
     let user = member.session.user();
-    let allowed = |from: &str| {
-        from.parse::<Status>()
-            .is_ok_and(|from| transitions::may_move(Mover::Member, from, to))
-    };
-    let change = state
-        .store()
-        .transition_ticket(
-            Some(member.tenant_id),
-            id,
-            &StatusMove {
-                to: to.as_str(),
-                actor: user,
-                staff: false,
-                now: state.now(),
-            },
-            allowed,
-            audit_event(user, "ticket.status_changed", &client),
-        )
-        .await?;
-    match change {
-        TicketChange::Done { .. } => see_other(&format!("/tickets/{id}"), &[]),
-        TicketChange::Refused { status } => {
-            let from = status
-                .parse::<Status>()
-                .map_or(status.as_str(), |s| s.label());
+    match move_ticket(
+        &state,
+        Some(member.tenant_id),
+        id,
+        to,
+        Mover::Member,
+        user,
+        &client,
+    )
+    .await?
+    {
+        Ok(()) => see_other(&format!("/tickets/{id}"), &[]),
+        Err(from) => {
             let error = format!(
                 "A member cannot move a ticket from {from} to {}; the support desk does that.",
                 to.label()
@@ -655,6 +640,52 @@ pub async fn change_status(
             ticket_page_with(&state, &member, id, StatusCode::FORBIDDEN, refused(error)).await
         }
     }
+}
+
+/// The status a status form names.
+pub(crate) fn parse_status(to: &str) -> Result<Status, WebError> {
+    to.parse()
+        .map_err(|e: transitions::UnknownStatus| WebError::BadRequest(e.to_string()))
+}
+
+/// Moves a ticket of `tenant` (any tenant's for the desk: `None`) to `to`
+/// as `mover`, when `TRANSITIONS` allow it from the ticket's status read
+/// under its lock; `Err` with that status's label when they do not
+/// (nothing is written then). An audit event either way it is made.
+pub(crate) async fn move_ticket(
+    state: &AppState,
+    tenant: Option<zentralink_store::TenantId>,
+    id: TicketId,
+    to: Status,
+    mover: Mover,
+    user: UserId,
+    client: &Client,
+) -> Result<Result<(), String>, WebError> {
+    let allowed = |from: &str| {
+        from.parse::<Status>()
+            .is_ok_and(|from| transitions::may_move(mover, from, to))
+    };
+    let change = state
+        .store()
+        .transition_ticket(
+            tenant,
+            id,
+            &StatusMove {
+                to: to.as_str(),
+                actor: user,
+                staff: mover == Mover::Staff,
+                now: state.now(),
+            },
+            allowed,
+            audit_event(user, "ticket.status_changed", client),
+        )
+        .await?;
+    Ok(match change {
+        TicketChange::Done { .. } => Ok(()),
+        TicketChange::Refused { status } => Err(status
+            .parse::<Status>()
+            .map_or(status.clone(), |s| s.label().to_owned())),
+    })
 }
 
 /// `?after=N`: the last event id the page already shows.
