@@ -416,8 +416,12 @@ bench_big() {
         overlaps+=("$TIMED_WALL")
         overlap_ratios+=("$(awk -v a="$TIMED_WALL" -v b="$curl_s" 'BEGIN { printf "%.3f", a / b }')")
     done
+    local noop_gets=() noop_ratios=()
     for i in $(seq 1 "$runs"); do
-        timed "no-op pass $i" "$domain" "$zl" reconcile "$dir/v1" --format json --state-dir "$dir/state"
+        curl_s=$(curl -s -o /dev/null -w '%{time_total}' -H "X-API-Key: $ZL_PDNS_API_KEY" "$(pdns_zone_url "$zone")")
+        noop_gets+=("$curl_s")
+        timed "no-op pass $i (PowerDNS GET by curl just before: $curl_s s)" "$domain" "$zl" reconcile "$dir/v1" --format json --state-dir "$dir/state"
+        noop_ratios+=("$(awk -v a="$TIMED_WALL" -v b="$curl_s" 'BEGIN { printf "%.3f", a / b }')")
         noops+=("$TIMED_WALL")
         noop_cpu+=("$TIMED_CPU")
         noop_rss+=("$TIMED_RSS")
@@ -429,7 +433,9 @@ bench_big() {
     info "zentralink plan peak RSS, MiB:      $(printf '%s\n' "${plan_rss[@]}" | stats)"
     info "overlap prototype, s:               $(printf '%s\n' "${overlaps[@]}" | stats)"
     info "overlap prototype / curl, ratio:    $(printf '%s\n' "${overlap_ratios[@]}" | stats)"
+    info "PowerDNS GET before each no-op, s:  $(printf '%s\n' "${noop_gets[@]}" | stats)"
     info "no-op pass, s:                      $(printf '%s\n' "${noops[@]}" | stats)"
+    info "no-op pass / curl GET, ratio:       $(printf '%s\n' "${noop_ratios[@]}" | stats)"
     info "no-op pass CPU, s:                  $(printf '%s\n' "${noop_cpu[@]}" | stats)"
     info "no-op pass peak RSS, MiB:           $(printf '%s\n' "${noop_rss[@]}" | stats)"
     info "where the time of plan goes (one run of each):"

@@ -359,7 +359,16 @@ fn run(command: Command, inputs: &Inputs) -> anyhow::Result<ExitCode> {
             inputs,
         )),
         Command::Secrets { command } => secrets(command, inputs),
-        Command::Reconcile(args) => runtime()?.block_on(ops::reconcile(&args, inputs)),
+        Command::Reconcile(args) => {
+            let runtime = runtime()?;
+            let prefetch = ops::read_ahead(&args, inputs, runtime.handle());
+            let done = runtime.block_on(ops::reconcile(&args, inputs, prefetch));
+            // Every write of the pass has been awaited; what may still run
+            // is the freeing of what the zones held (on blocking threads),
+            // which the process's exit does at once.
+            runtime.shutdown_background();
+            done
+        }
         Command::Operator(args) => runtime()?.block_on(ops::operator(&args, inputs)),
         Command::Status(args) => runtime()?.block_on(ops::status(&args, inputs)),
         Command::History(args) => runtime()?.block_on(ops::history(&args, inputs)),

@@ -120,13 +120,16 @@ pub fn plan_digest(tenant: &str, plan: &Plan) -> PlanDigest {
     e.bytes(tenant.as_bytes());
     e.bytes(plan.zone.to_string().as_bytes());
     e.len(plan.changes.len());
+    let mut name = String::new();
     for c in &plan.changes {
         e.u8(match c.op {
             ChangeOp::Create => 1,
             ChangeOp::Update => 2,
             ChangeOp::Delete => 3,
         });
-        e.bytes(c.key.name().to_ascii().as_bytes());
+        name.clear();
+        c.key.write_ascii(&mut name);
+        e.bytes(name.as_bytes());
         e.u16(u16::from(c.key.rtype));
         e.set(c.before.as_ref());
         e.set(c.after.as_ref());
@@ -139,8 +142,11 @@ pub fn zone_digest(zone: &ZoneContent) -> PlanDigest {
     let mut e = Encoder::new("zentralink-zone-digest-v1");
     e.bytes(zone.origin.to_string().as_bytes());
     e.len(zone.sets.len());
+    let mut name = String::new();
     for (key, set) in &zone.sets {
-        e.bytes(key.name().to_ascii().as_bytes());
+        name.clear();
+        key.write_ascii(&mut name);
+        e.bytes(name.as_bytes());
         e.u16(u16::from(key.rtype));
         e.set(Some(set));
     }

@@ -514,6 +514,11 @@ fn drift_of(z: &ZoneInputs<'_>) -> Vec<Change> {
     let Some(last) = z.last_applied else {
         return Vec::new();
     };
+    // The content read stands for the last applied one (their digests were
+    // equal): nothing drifted, and 100,000 sets need not be compared.
+    if std::ptr::eq(z.actual, &last.content) {
+        return Vec::new();
+    }
     let scope = PlanScope {
         ownership: Ownership::Full,
         previously_owned: None,

@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use zentralink_model::catalog::{Catalog, ConnectionEntry, ZoneEntry};
+use zentralink_model::digest::{PlanDigest, zone_digest};
 use zentralink_model::documents::{SourceFile, parse_documents};
 use zentralink_model::resources::ProviderConnectionSpec;
 use zentralink_model::{ZoneContent, ZoneName};
@@ -41,6 +42,15 @@ pub const MAX_PREFETCHED_READS: usize = 4;
 
 /// What a provider answered for one zone.
 pub type ZoneRead = Result<Option<ZoneContent>, ProviderError>;
+
+/// A read ahead as [`ClaimedRead::wait`] gives it.
+#[derive(Debug)]
+pub struct ReadAhead {
+    pub read: ZoneRead,
+    /// The [`zone_digest`] of the content read, computed beside the load
+    /// when the reads were started by [`Prefetch::start_digested`].
+    pub digest: Option<PlanDigest>,
+}
 
 /// What the quick scan found under the manifest paths: the zones, and the
 /// tenants and connections validated on their own.
@@ -113,7 +123,7 @@ type ReadKey = (String, String, ZoneName);
 
 struct StartedRead {
     connection: ConnectionIdentity,
-    task: JoinHandle<ZoneRead>,
+    task: JoinHandle<ReadAhead>,
 }
 
 /// Zone reads started before the manifests were validated. Dropping it
@@ -148,6 +158,18 @@ impl Prefetch {
         Self::from_scan(runtime, scan_manifests(paths), sources, files_root)
     }
 
+    /// [`Prefetch::start`] for a reconcile pass: each read's content is
+    /// digested as soon as it is read, while the manifests still load (the
+    /// pass compares that digest with the zone's last applied state).
+    pub fn start_digested(
+        runtime: &Handle,
+        paths: &[PathBuf],
+        sources: &CredentialSources<'_>,
+        files_root: Option<&Path>,
+    ) -> Self {
+        Self::reading(runtime, scan_manifests(paths), sources, files_root, true)
+    }
+
     /// Starts the reads of a scan's zones: those whose connection the scan's
     /// catalog has and that lie under its tenant's allowed domains, the first
     /// [`MAX_PREFETCHED_READS`] by zone name.
@@ -156,6 +178,16 @@ impl Prefetch {
         scan: Scan,
         sources: &CredentialSources<'_>,
         files_root: Option<&Path>,
+    ) -> Self {
+        Self::reading(runtime, scan, sources, files_root, false)
+    }
+
+    fn reading(
+        runtime: &Handle,
+        scan: Scan,
+        sources: &CredentialSources<'_>,
+        files_root: Option<&Path>,
+        digest: bool,
     ) -> Self {
         let mut candidates: Vec<(ZoneName, &ConnectionEntry)> = scan
             .zones
@@ -195,8 +227,17 @@ impl Prefetch {
                 continue;
             };
             let span = tracing::debug_span!("prefetch", %zone);
-            let task =
-                runtime.spawn(async move { provider.read_zone(&zone).await }.instrument(span));
+            let task = runtime.spawn(
+                async move {
+                    let read = provider.read_zone(&zone).await;
+                    let digest = match &read {
+                        Ok(Some(content)) if digest => Some(zone_digest(content)),
+                        _ => None,
+                    };
+                    ReadAhead { read, digest }
+                }
+                .instrument(span),
+            );
             prefetch.reads.insert(
                 key,
                 StartedRead {
@@ -233,6 +274,12 @@ impl Prefetch {
             .map(|(namespace, connection, zone)| (namespace.as_str(), connection.as_str(), zone))
     }
 
+    /// How many of the reads not yet taken have finished (answered, failed
+    /// or been aborted).
+    pub fn finished(&self) -> usize {
+        self.reads.values().filter(|r| r.task.is_finished()).count()
+    }
+
     /// Aborts every read that no zone of the validated catalog can take.
     pub fn keep_only(&mut self, catalog: &Catalog, files_root: Option<&Path>) {
         self.reads.retain(|(namespace, name, zone), read| {
@@ -261,6 +308,19 @@ impl Prefetch {
         connection: &ConnectionEntry,
         files_root: Option<&Path>,
     ) -> Option<ZoneRead> {
+        Some(self.claim(zone, connection, files_root)?.wait().await?.read)
+    }
+
+    /// The read started for a validated zone on its validated connection,
+    /// still in flight or done, to be waited for later (by another task);
+    /// `None` when there is none the zone can use. Dropping it unwaited
+    /// aborts the read.
+    pub fn claim(
+        &mut self,
+        zone: &ZoneEntry,
+        connection: &ConnectionEntry,
+        files_root: Option<&Path>,
+    ) -> Option<ClaimedRead> {
         let key = (
             zone.namespace.clone(),
             zone.connection.clone(),
@@ -272,9 +332,10 @@ impl Prefetch {
             read.task.abort();
             return None;
         }
-        let taken = read.task.await.ok();
-        tracing::debug!(zone = %zone.zone, used = taken.is_some(), "read ahead taken");
-        taken
+        Some(ClaimedRead {
+            zone: zone.zone.clone(),
+            task: Some(read.task),
+        })
     }
 
     /// The provider the reads of a validated connection were started on, so
@@ -299,6 +360,33 @@ impl Prefetch {
     fn abort_all(&mut self) {
         for (_, read) in std::mem::take(&mut self.reads) {
             read.task.abort();
+        }
+    }
+}
+
+/// A read ahead claimed for one zone ([`Prefetch::claim`]).
+#[derive(Debug)]
+pub struct ClaimedRead {
+    zone: ZoneName,
+    task: Option<JoinHandle<ReadAhead>>,
+}
+
+impl ClaimedRead {
+    /// The provider's answer, waiting for it if need be; `None` when the
+    /// read did not finish (it panicked or was aborted).
+    pub async fn wait(mut self) -> Option<ReadAhead> {
+        let task = self.task.take()?;
+        let taken = task.await.ok();
+        tracing::debug!(zone = %self.zone, used = taken.is_some(), "read ahead taken");
+        taken
+    }
+}
+
+impl Drop for ClaimedRead {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            tracing::debug!(zone = %self.zone, "read ahead aborted: not wanted");
+            task.abort();
         }
     }
 }
@@ -540,6 +628,71 @@ mod tests {
             ]
         );
         prefetch.abort();
+    }
+
+    /// A reconcile pass claims a zone's read when it schedules the zone and
+    /// waits for it later; the digest comes with it (computed beside the
+    /// load) and is the content's; a claim dropped unwaited is aborted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claimed_reads_carry_their_digest_and_are_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = zone_files(
+            dir.path(),
+            "files",
+            &["a.example.", "b.example."],
+            "192.0.2.1",
+        );
+        let manifest = dir.path().join("zones.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "{TENANT}{}{}{}",
+                connection("p", &files),
+                dns_zone("a.example.", "p"),
+                dns_zone("b.example.", "p")
+            ),
+        )
+        .unwrap();
+        let paths = vec![manifest];
+        let sources = CredentialSources::default();
+        let mut prefetch = Prefetch::start_digested(&Handle::current(), &paths, &sources, None);
+        for _ in 0..500 {
+            if prefetch.finished() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(prefetch.finished(), 2, "both reads answered");
+        let (catalog, _) = load_catalog(&paths);
+        let conn = catalog.connection("acme", "p").unwrap();
+        let claimed = prefetch
+            .claim(&catalog.zones[0], conn, None)
+            .expect("a read ahead");
+        assert!(
+            prefetch.claim(&catalog.zones[0], conn, None).is_none(),
+            "claimed once"
+        );
+        assert_eq!(prefetch.finished(), 1, "the claimed read left the prefetch");
+        let ahead = claimed.wait().await.expect("answered");
+        let content = ahead.read.unwrap().unwrap();
+        assert_eq!(ahead.digest, Some(zone_digest(&content)));
+        drop(
+            prefetch
+                .claim(&catalog.zones[1], conn, None)
+                .expect("a read ahead"),
+        );
+        assert!(prefetch.pending().next().is_none());
+
+        // Reads started for `plan` are not digested.
+        let mut prefetch = Prefetch::start(&Handle::current(), &paths, &sources, None);
+        let ahead = prefetch
+            .claim(&catalog.zones[0], conn, None)
+            .expect("a read ahead")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(ahead.read.unwrap().is_some());
+        assert_eq!(ahead.digest, None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

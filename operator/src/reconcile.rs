@@ -40,6 +40,7 @@ use zentralink_store::{
     ChangeRequestId, ExecutionId, SnapshotId, Store, StoreError, TenantId, ZoneId,
 };
 
+use crate::prefetch::{ClaimedRead, Prefetch};
 use crate::source::Revision;
 
 /// Where credentials come from in this process (owned, for a long-running operator).
@@ -179,6 +180,21 @@ pub fn expires(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The revision's own declaration of a connection in force, when it is the
+/// one in force (same tenant and spec): reads ahead were started from the
+/// revision's files, the pass runs on the configuration in force (which
+/// differs while a change of the connection waits for approval, and keeps
+/// zone-file directories absolute).
+fn declared_as_in_force<'r>(
+    revision: &'r Revision,
+    in_force: &ConnectionEntry,
+) -> Option<&'r ConnectionEntry> {
+    revision
+        .catalog
+        .connection(&in_force.namespace, &in_force.name)
+        .filter(|d| d.tenant == in_force.tenant && d.spec == in_force.spec)
+}
+
 /// A rollback asked for by committing a DnsChangeRequest with `rollbackTo`:
 /// opened once, under the document's name, with the commit's requester.
 #[derive(Debug, Clone)]
@@ -271,8 +287,22 @@ impl Reconciler {
     /// at most `concurrency` at a time; a zone's task borrows its entry from
     /// the revision's shared catalog, and is made only when it may start.
     pub async fn pass(&self, revision: &Revision) -> PassReport {
+        self.pass_prefetched(revision, Prefetch::default()).await
+    }
+
+    /// [`Reconciler::pass`], taking the zone reads `prefetch` started while
+    /// the revision was loading (`zentralink reconcile` on a directory). A
+    /// read ahead predates the zone's lock: it is used only when no
+    /// interrupted execution had to be recovered and the provider vouches
+    /// that the zone is still as read ([`Provider::still_as_read`]);
+    /// otherwise the zone is read again under the lock, as without it.
+    pub async fn pass_prefetched(&self, revision: &Revision, mut prefetch: Prefetch) -> PassReport {
+        let files_root = revision.files_root.as_deref();
+        prefetch.keep_only(&revision.catalog, files_root);
         let effective = Arc::new(self.configuration(revision).await);
-        let connections = self.connect_all(revision, &effective.connections).await;
+        let connections = self
+            .connect_all(revision, &effective.connections, &prefetch)
+            .await;
         let connections = Arc::new(connections);
         let related = Arc::new(Related::index(&revision.catalog));
         let bound = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
@@ -307,6 +337,12 @@ impl Reconciler {
                 .filter_map(|&s| revision.catalog.snapshots.get(s))
                 .map(|s| (format!("{}/{}", s.namespace, s.name), s.spec.reason.clone()))
                 .collect();
+            let read_ahead =
+                match connections.get(&(zone.namespace.clone(), zone.connection.clone())) {
+                    Some(Ok(c)) => declared_as_in_force(revision, &c.entry)
+                        .and_then(|declared| prefetch.claim(zone, declared, files_root)),
+                    _ => None,
+                };
             let this = self.clone();
             let catalog = Arc::clone(&revision.catalog);
             let connections = Arc::clone(&connections);
@@ -331,6 +367,7 @@ impl Reconciler {
                             children: &children,
                             connections: &connections,
                         },
+                        read_ahead,
                     )
                     .await;
                 tracing::debug!(zone = %zone.zone, elapsed = ?started.elapsed(), "zone reconciled");
@@ -391,11 +428,16 @@ impl Reconciler {
         &self,
         revision: &Revision,
         connections: &BTreeMap<(String, String), ConnectionEntry>,
+        prefetch: &Prefetch,
     ) -> BTreeMap<(String, String), Result<Connected, String>> {
         let sources = self.credentials.sources();
         let mut out = BTreeMap::new();
         for (key, entry) in connections {
-            let connected = self.connect_one(revision, entry, &sources).await;
+            // The provider the reads ahead went through, so that its rate
+            // and concurrency limits hold across all the connection's calls.
+            let built = declared_as_in_force(revision, entry)
+                .and_then(|declared| prefetch.provider(declared, revision.files_root.as_deref()));
+            let connected = self.connect_one(revision, entry, &sources, built).await;
             if let Err(e) = &connected {
                 tracing::warn!(connection = %format!("{}/{}", key.0, key.1), "{e}");
             }
@@ -409,6 +451,7 @@ impl Reconciler {
         revision: &Revision,
         entry: &ConnectionEntry,
         sources: &CredentialSources<'_>,
+        built: Option<Arc<dyn Provider>>,
     ) -> Result<Connected, String> {
         let display = revision
             .catalog
@@ -441,8 +484,10 @@ impl Reconciler {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let provider: Result<Arc<dyn Provider>, ProviderError> =
-            connect_in(entry, sources, revision.files_root.as_deref()).map(Arc::from);
+        let provider: Result<Arc<dyn Provider>, ProviderError> = match built {
+            Some(p) => Ok(p),
+            None => connect_in(entry, sources, revision.files_root.as_deref()).map(Arc::from),
+        };
         if let Ok(p) = &provider
             && entry.live_requested()
             && self.options.execute
@@ -536,6 +581,7 @@ impl Reconciler {
         policy: &Policy,
         connections: &BTreeMap<(String, String), Result<Connected, String>>,
         inputs: &Inputs<'_>,
+        read_ahead: Option<ClaimedRead>,
     ) -> ZoneResult {
         let mut result = ZoneResult {
             tenant: zone.tenant.clone(),
@@ -566,7 +612,7 @@ impl Reconciler {
             }
         };
         if let Err(e) = self
-            .zone_inner(zone, policy, conn, inputs, &mut result)
+            .zone_inner(zone, policy, conn, inputs, read_ahead, &mut result)
             .await
         {
             tracing::warn!(zone = %zone.zone, "reconcile failed: {e}");
@@ -585,6 +631,7 @@ impl Reconciler {
         policy: &Policy,
         conn: &Connected,
         inputs: &Inputs<'_>,
+        mut read_ahead: Option<ClaimedRead>,
         result: &mut ZoneResult,
     ) -> Result<(), ZoneError> {
         let (revision, requester, snapshots) =
@@ -613,21 +660,30 @@ impl Reconciler {
         if self.options.execute
             && let Some(in_flight) = self.store.execution_in_flight(tenant, zone_id).await?
         {
+            // What was read ahead predates the recovery.
+            read_ahead = None;
             self.recover(tenant, zone, &gated, in_flight).await?;
         }
 
-        // ---- observe
+        // ---- observe (the stored state first: a read ahead may still be
+        // on its way)
+        let mut state = self.store.zone_state(tenant, zone_id).await?;
+        let basis = applied_basis(zone, state.as_ref());
+        if let Some(s) = state.as_mut() {
+            // Parsed into the basis: the list is not held twice through the pass.
+            s.owned = serde_json::Value::Null;
+        }
         let connection = format!("{}/{}", conn.entry.namespace, conn.entry.name);
         let read_started = Instant::now();
-        let read = gated.read_zone(&zone.zone).await;
+        let (read, digest) = match self.read_ahead(zone, &gated, read_ahead).await {
+            Some((content, digest)) => (Ok(Some(content)), digest),
+            None => (gated.read_zone(&zone.zone).await, None),
+        };
         if let Some(m) = &self.metrics {
             m.provider_call(&connection, "read", read_started.elapsed());
         }
         let read = read?.unwrap_or_else(|| ZoneContent::new(zone.zone.clone()));
-        let state = self.store.zone_state(tenant, zone_id).await?;
-        let observed = self
-            .last_applied(tenant, zone, state.as_ref(), read)
-            .await?;
+        let observed = self.last_applied(tenant, basis, read, digest).await?;
         let (actual, last_applied) = (observed.actual(), observed.last_applied());
         let mut records = self.store.change_requests(tenant, zone_id).await?;
         let mut notes = Vec::new();
@@ -792,60 +848,80 @@ impl Reconciler {
                 )
                 .await?;
         }
+        drop_aside((observed, state, decision));
         Ok(())
     }
 
+    /// The zone as read ahead (with its digest, when computed), when the
+    /// provider vouches, now that this pass holds the zone's lock, that it
+    /// has not changed since; `None` (read it again) otherwise, failed
+    /// reads ahead included.
+    async fn read_ahead(
+        &self,
+        zone: &ZoneEntry,
+        gated: &GatedProvider,
+        read_ahead: Option<ClaimedRead>,
+    ) -> Option<(ZoneContent, Option<PlanDigest>)> {
+        let ahead = read_ahead?.wait().await?;
+        let content = match ahead.read {
+            Ok(Some(content)) => content,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(zone = %zone.zone, "the read ahead failed ({e}); reading again");
+                return None;
+            }
+        };
+        match gated.still_as_read(&zone.zone, &content).await {
+            Ok(true) => Some((content, ahead.digest)),
+            Ok(false) => {
+                tracing::debug!(zone = %zone.zone, "the zone may have changed since it was read ahead; reading again");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(zone = %zone.zone, "cannot tell whether the zone changed since it was read ahead ({e}); reading again");
+                None
+            }
+        }
+    }
+
     /// What the zone was left as by its last execution (or baseline), beside
-    /// the content just read. The last applied snapshot is loaded only when
-    /// its digest differs from the content read: a zone found as it was left
-    /// cannot have drifted, and the content read is that snapshot's content.
+    /// the content just read (`actual`, with its digest when already
+    /// computed). The last applied snapshot is loaded only when its digest
+    /// differs from the content read: a zone found as it was left cannot
+    /// have drifted, and the content read is that snapshot's content.
     async fn last_applied(
         &self,
         tenant: TenantId,
-        zone: &ZoneEntry,
-        state: Option<&ZoneStateRecord>,
+        basis: Option<AppliedBasis>,
         actual: ZoneContent,
+        digest: Option<PlanDigest>,
     ) -> Result<Observed, ZoneError> {
-        let Some((state, snapshot)) =
-            state.and_then(|s| s.last_applied_snapshot_id.map(|id| (s, id)))
-        else {
+        let Some(basis) = basis else {
             return Ok(Observed::Apart {
                 actual,
                 last_applied: None,
             });
         };
-        // Ownership is kept as a list only under `Owned` (under `Full`,
-        // ZentraLink owns every declared set): a `Full` zone of many sets
-        // does not parse its stored list again on every pass.
-        let owned = match zone.ownership {
-            Ownership::Owned => parse_keys(&zone.zone, &state.owned_keys()),
-            Ownership::Full => BTreeSet::new(),
-        };
-        let held_for = state
-            .held_for
-            .as_deref()
-            .and_then(|d| d.parse::<PlanDigest>().ok());
-        let as_left = state
-            .last_applied_digest
-            .as_deref()
-            .is_some_and(|stored| zone_digest(&actual).to_string() == stored);
+        let as_left = basis.digest.as_deref().is_some_and(|stored| {
+            digest.unwrap_or_else(|| zone_digest(&actual)).to_string() == stored
+        });
         if as_left {
             return Ok(Observed::AsLeft {
                 last_applied: LastApplied {
                     content: actual,
-                    owned,
-                    held_for,
+                    owned: basis.owned,
+                    held_for: basis.held_for,
                 },
-                snapshot,
+                snapshot: basis.snapshot,
             });
         }
-        let content = self.store.snapshot_content(tenant, snapshot).await?;
+        let content = self.store.snapshot_content(tenant, basis.snapshot).await?;
         Ok(Observed::Apart {
             actual,
             last_applied: Some(LastApplied {
                 content,
-                owned,
-                held_for,
+                owned: basis.owned,
+                held_for: basis.held_for,
             }),
         })
     }
@@ -1565,7 +1641,7 @@ impl Reconciler {
         let last = match state.and_then(|s| s.last_applied_snapshot_id.map(|id| (id, s))) {
             Some((snapshot, s)) => Some(LastApplied {
                 content: self.store.snapshot_content(tenant, snapshot).await?,
-                owned: parse_keys(&zone.zone, &s.owned_keys()),
+                owned: parse_keys(&zone.zone, s.owned_strs()),
                 held_for: None,
             }),
             None => None,
@@ -1711,6 +1787,48 @@ fn committed_rollbacks(
             })
         })
         .collect()
+}
+
+/// Drops what a zone's pass held on a blocking thread, beside the work that
+/// follows: freeing 100,000 record sets one by one takes milliseconds.
+fn drop_aside<T: Send + 'static>(held: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || drop(held));
+        }
+        Err(_) => drop(held),
+    }
+}
+
+/// What the stored state says of the zone's last applied content, besides
+/// the content itself: taken before the provider's answer is awaited.
+struct AppliedBasis {
+    snapshot: SnapshotId,
+    /// `last_applied_digest`.
+    digest: Option<String>,
+    owned: BTreeSet<RrKey>,
+    held_for: Option<PlanDigest>,
+}
+
+fn applied_basis(zone: &ZoneEntry, state: Option<&ZoneStateRecord>) -> Option<AppliedBasis> {
+    let state = state?;
+    let snapshot = state.last_applied_snapshot_id?;
+    // Ownership is kept as a list only under `Owned` (under `Full`,
+    // ZentraLink owns every declared set): a `Full` zone of many sets
+    // does not parse its stored list again on every pass.
+    let owned = match zone.ownership {
+        Ownership::Owned => parse_keys(&zone.zone, state.owned_strs()),
+        Ownership::Full => BTreeSet::new(),
+    };
+    Some(AppliedBasis {
+        snapshot,
+        digest: state.last_applied_digest.clone(),
+        owned,
+        held_for: state
+            .held_for
+            .as_deref()
+            .and_then(|d| d.parse::<PlanDigest>().ok()),
+    })
 }
 
 /// The zone as read from the provider, and as the last execution (or the
@@ -1887,8 +2005,8 @@ fn baseline_owned(zone: &ZoneEntry, actual: &ZoneContent) -> Vec<String> {
 }
 
 /// `name TYPE` strings back into keys (unreadable ones are dropped).
-fn parse_keys(zone: &ZoneName, keys: &[String]) -> BTreeSet<RrKey> {
-    keys.iter()
+fn parse_keys<'k>(zone: &ZoneName, keys: impl IntoIterator<Item = &'k str>) -> BTreeSet<RrKey> {
+    keys.into_iter()
         .filter_map(|k| {
             let (name, t) = k.rsplit_once(' ')?;
             let rtype = parse_record_type(t).ok()?;

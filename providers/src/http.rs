@@ -19,10 +19,6 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 /// The most bytes of an error answer read for its message; the rest is left unread.
 const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
 
-/// The most memory reserved up front for a body whose `Content-Length` is
-/// known: a server may announce more than it sends.
-const INITIAL_BODY_CAPACITY: usize = 1024 * 1024;
-
 /// The most characters of a server's text quoted in one error message.
 pub(crate) const MAX_QUOTED_CHARS: usize = 300;
 
@@ -129,12 +125,15 @@ pub(crate) async fn read_body(
             declared: Some(n),
         });
     }
-    let reserve = declared
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
-        .min(INITIAL_BODY_CAPACITY);
-    let mut body = Vec::with_capacity(reserve);
+    let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+        if body.capacity() == 0 {
+            // The first bytes are here: one allocation of the length the
+            // server announced (within the limit), not a series of doubling
+            // copies (a zone of 50,000 sets touched 24 MB for its 8.5).
+            let announced = declared.and_then(|n| usize::try_from(n).ok());
+            body.reserve_exact(announced.unwrap_or(0).max(chunk.len()));
+        }
         if chunk.len() > limit - body.len() {
             return Err(BodyError::TooLarge {
                 limit,

@@ -235,6 +235,19 @@ pub trait Provider: Send + Sync + fmt::Debug {
         let _ = observed;
         self.apply(plan).await
     }
+    /// Whether the zone is, for certain, still as `observed` (an answer of
+    /// [`Provider::read_zone`] a moment ago): a provider that can tell
+    /// cheaply (PowerDNS: its SOA serial, where every API change moves it)
+    /// says `true` only when nothing can have changed; `false` (the
+    /// default) means "read it again".
+    async fn still_as_read(
+        &self,
+        zone: &ZoneName,
+        observed: &ZoneContent,
+    ) -> Result<bool, ProviderError> {
+        let _ = (zone, observed);
+        Ok(false)
+    }
     /// Checks that the provider answers and accepts the credentials.
     async fn test_connection(&self) -> Result<(), ProviderError>;
     /// Creates and deletes a [`PROBE_LABEL`] TXT record in the zone.
@@ -546,6 +559,15 @@ impl GatedProvider {
 
     pub async fn read_zone(&self, zone: &ZoneName) -> Result<Option<ZoneContent>, ProviderError> {
         self.inner.read_zone(zone).await
+    }
+
+    /// [`Provider::still_as_read`]: a read, never gated.
+    pub async fn still_as_read(
+        &self,
+        zone: &ZoneName,
+        observed: &ZoneContent,
+    ) -> Result<bool, ProviderError> {
+        self.inner.still_as_read(zone, observed).await
     }
 
     pub async fn apply(&self, plan: &Plan) -> Result<ApplyReport, ProviderError> {

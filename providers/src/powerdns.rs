@@ -684,13 +684,7 @@ impl Provider for PowerDnsProvider {
         if plan.is_empty() {
             return Ok(ApplyReport::default());
         }
-        let unchanged = match self.zone_serial(&plan.zone).await? {
-            Some(stored) => {
-                stored.serial_moves_on_change() && soa_serial(observed) == Some(stored.serial)
-            }
-            None => false,
-        };
-        if !unchanged {
+        if !self.still_as_read(&plan.zone, observed).await? {
             return self.apply(plan).await;
         }
         tracing::debug!(zone = %plan.zone, "serial unchanged since the zone was read: its before-values are checked against that read");
@@ -699,6 +693,21 @@ impl Provider for PowerDnsProvider {
             Some(after) => Ok(applied.with_after(after)),
             None => Ok(applied),
         }
+    }
+
+    /// `true` while the stored SOA serial is the observed one and the zone
+    /// moves its serial on API changes (a small GET without the rrsets).
+    async fn still_as_read(
+        &self,
+        zone: &ZoneName,
+        observed: &ZoneContent,
+    ) -> Result<bool, ProviderError> {
+        Ok(match self.zone_serial(zone).await? {
+            Some(stored) => {
+                stored.serial_moves_on_change() && soa_serial(observed) == Some(stored.serial)
+            }
+            None => false,
+        })
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {

@@ -123,6 +123,14 @@ impl Pdns {
         assert_eq!(status, 204, "patching {zone}: {body}");
     }
 
+    /// Changes the zone's settings (`PUT`: kind, SOA-EDIT-API, ...).
+    async fn put_zone(&self, zone: &ZoneName, settings: serde_json::Value) {
+        let (status, body) = self
+            .raw(Method::PUT, &self.zone_url(zone), Some(settings))
+            .await;
+        assert_eq!(status, 204, "changing {zone}: {body}");
+    }
+
     /// The zone as PowerDNS's API returns it.
     async fn zone_json(&self, zone: &ZoneName) -> serde_json::Value {
         let (status, body) = self.raw(Method::GET, &self.zone_url(zone), None).await;
@@ -678,6 +686,47 @@ async fn a_plan_from_a_read_whose_serial_stands_is_not_read_again() {
         let now = read(&p, &zone).await;
         let (k, out_of_band) = set(&zone, "www", "A", 300, &["198.51.100.7"]);
         assert_eq!(now.sets.get(&k), Some(&out_of_band));
+    })
+    .await;
+}
+
+/// A read vouched for: while the serial stands (a small read without the
+/// rrsets), the zone is still as read; a change through the API moves the
+/// serial and it is not; a zone whose serial does not move on API changes
+/// (SOA-EDIT-API off) is never vouched for, nor a zone gone.
+#[tokio::test]
+async fn a_zone_is_still_as_read_only_while_its_serial_stands() {
+    with_zone("asread", |server, zone| async move {
+        let proxy = Proxy::counting(&server).await;
+        let p = provider_at(&proxy.url, &server.key, fast());
+        let observed = read(&p, &zone).await;
+        let before = proxy.total();
+        assert!(p.still_as_read(&zone, &observed).await.unwrap());
+        let seen: Vec<(Method, String)> = proxy.state.seen.lock().unwrap()[before..].to_vec();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].1.contains("rrsets=false"), "{seen:?}");
+
+        server
+            .patch(
+                &zone,
+                json!([{
+                    "name": format!("www.{zone}"), "type": "A", "ttl": 300, "changetype": "REPLACE",
+                    "records": [{"content": "198.51.100.9", "disabled": false}],
+                }]),
+            )
+            .await;
+        assert!(!p.still_as_read(&zone, &observed).await.unwrap());
+        let now = read(&p, &zone).await;
+        assert!(p.still_as_read(&zone, &now).await.unwrap());
+
+        server.put_zone(&zone, json!({"soa_edit_api": "OFF"})).await;
+        let now = read(&p, &zone).await;
+        assert!(
+            !p.still_as_read(&zone, &now).await.unwrap(),
+            "the serial does not move on API changes: no promise"
+        );
+        let gone = unique_zone("asread-gone");
+        assert!(!p.still_as_read(&gone, &now).await.unwrap());
     })
     .await;
 }

@@ -41,6 +41,15 @@ impl ZoneStateRecord {
         strings(&self.owned)
     }
 
+    /// The owned record sets, as `name TYPE` strings borrowed from the record.
+    pub fn owned_strs(&self) -> impl Iterator<Item = &str> {
+        self.owned
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+    }
+
     /// The drifted record sets, as `name TYPE` strings.
     pub fn drift_keys(&self) -> Vec<String> {
         strings(&self.drift)
