@@ -178,7 +178,7 @@ async fn a_read_ahead_is_used_only_while_the_zone_is_as_read() {
     let file = work.path().join("zones.yaml");
     std::fs::write(&file, manifests(&proxy_url, &zone)).unwrap();
     let paths = vec![file.clone()];
-    let credentials = Credentials {
+    let credentials = Arc::new(Credentials {
         keyring: Ok(keyring),
         env: CredentialEnv::new(
             [(CREDENTIAL.to_owned(), pdns_key.clone())],
@@ -186,15 +186,11 @@ async fn a_read_ahead_is_used_only_while_the_zone_is_as_read() {
         )
         .unwrap(),
         secrets: None,
-    };
+    });
     let source = DirectorySource::new(paths.clone(), "tester (local)");
     let reconciler = Reconciler::new(
         store.clone(),
-        Arc::new(Credentials {
-            keyring: credentials.keyring.clone(),
-            env: credentials.env.clone(),
-            secrets: None,
-        }),
+        Arc::clone(&credentials),
         Arc::new(SystemClock),
         Options {
             concurrency: 4,

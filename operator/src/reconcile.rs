@@ -848,7 +848,9 @@ impl Reconciler {
                 )
                 .await?;
         }
-        drop_aside((observed, state, decision));
+        if observed.actual().len() >= DROP_ASIDE_SETS {
+            drop_aside((observed, state, decision));
+        }
         Ok(())
     }
 
@@ -1788,6 +1790,10 @@ fn committed_rollbacks(
         })
         .collect()
 }
+
+/// Zones of at least this many record sets are freed by [`drop_aside`];
+/// smaller ones in place (a pass over 10,000 small zones spawns nothing).
+const DROP_ASIDE_SETS: usize = 10_000;
 
 /// Drops what a zone's pass held on a blocking thread, beside the work that
 /// follows: freeing 100,000 record sets one by one takes milliseconds.
